@@ -1,0 +1,109 @@
+"""im2col, col2im and sliding windows: the vectorised heart of convolution and pooling.
+
+A convolution of ``x: (N, C, H, W)`` with ``w: (O, C, kh, kw)`` is one matrix
+product once every receptive field is laid out as a row: ``im2col`` builds the
+matrix ``cols: (N*OH*OW, C*kh*kw)`` from strided views (no Python loop over
+pixels), and ``col2im`` is its adjoint, adding each row back onto the pixels it
+came from. col2im loops over the ``kh*kw`` kernel offsets and adds whole strided
+slices at once, which is many times faster than ``np.add.at``.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ConfigError
+
+
+def pair(value, name="value"):
+    """``3 -> (3, 3)``; ``(3, 5) -> (3, 5)``; checks for positive ints."""
+    if isinstance(value, (int, np.integer)):
+        value = (int(value), int(value))
+    try:
+        a, b = value
+        out = (int(a), int(b))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+    if out != tuple(value):
+        raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return out
+
+
+def normalize_padding(padding, kernel_size, stride, layer="Conv2D"):
+    """Padding as ``(top, bottom, left, right)``.
+
+    ``padding`` is an int, an ``(h, w)`` pair, ``"valid"`` (no padding) or
+    ``"same"`` (stride 1 only; as PyTorch, an even kernel puts the extra row and
+    column at the bottom and right).
+    """
+    kh, kw = kernel_size
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0, 0, 0)
+        if mode == "same":
+            if tuple(stride) != (1, 1):
+                raise ConfigError(f"{layer}: padding='same' needs stride 1, got stride {stride}")
+            top, left = (kh - 1) // 2, (kw - 1) // 2
+            return (top, kh - 1 - top, left, kw - 1 - left)
+        raise ConfigError(f"{layer}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    ph, pw = pair(padding, f"{layer} padding")
+    if ph < 0 or pw < 0:
+        raise ConfigError(f"{layer}: padding must be >= 0, got {padding!r}")
+    return (ph, ph, pw, pw)
+
+
+def conv_output_size(size, kernel, stride, pad_before=0, pad_after=0):
+    """PyTorch's floor rule: ``(size + pads - kernel) // stride + 1`` (<= 0 means no output)."""
+    return (size + pad_before + pad_after - kernel) // stride + 1
+
+
+def pad2d(x, pads, value=0.0):
+    """Pad the last two axes of ``x: (N, C, H, W)`` by ``(top, bottom, left, right)``."""
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return x
+    n, c, h, w = x.shape
+    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
+def unpad2d(xp, pads):
+    """Inverse of :func:`pad2d` (a view)."""
+    top, bottom, left, right = pads
+    h, w = xp.shape[2], xp.shape[3]
+    return xp[:, :, top:h - bottom, left:w - right]
+
+
+def window_view(xp, kernel_size, stride):
+    """Read-only view ``(N, C, OH, OW, kh, kw)`` of every window of ``xp: (N, C, Hp, Wp)``."""
+    kh, kw = kernel_size
+    sh, sw = stride
+    return sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def im2col(xp, kernel_size, stride):
+    """Receptive fields of the padded input ``xp: (N, C, Hp, Wp)`` as rows.
+
+    Returns ``cols: (N*OH*OW, C*kh*kw)`` (row ``(n, i, j)``, column ``(c, di, dj)``),
+    and ``(OH, OW)``.
+    """
+    n, c = xp.shape[:2]
+    win = window_view(xp, kernel_size, stride)
+    oh, ow = win.shape[2], win.shape[3]
+    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kernel_size[0] * kernel_size[1])
+    return cols, (oh, ow)
+
+
+def col2im(dcols, padded_shape, kernel_size, stride, out_size):
+    """Adjoint of :func:`im2col`: sum the rows of ``dcols: (N*OH*OW, C*kh*kw)`` back
+    onto an array of ``padded_shape`` (N, C, Hp, Wp), one kernel offset at a time."""
+    n, c, hp, wp = padded_shape
+    kh, kw = kernel_size
+    sh, sw = stride
+    oh, ow = out_size
+    d6 = dcols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # (N, C, kh, kw, OH, OW)
+    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += d6[:, :, i, j]
+    return dxp

@@ -1,0 +1,106 @@
+"""Loss functions: ``loss = crit(output, target)`` returns a float, ``crit.backward()``
+returns d loss / d output (same shape as ``output``)."""
+import numpy as np
+
+from .errors import LabelError, ShapeError
+from .nn.activations import log_softmax
+
+
+class Loss:
+    name = "loss"
+
+    def __call__(self, output, target):
+        return self.forward(output, target)
+
+    def config(self):
+        return {}
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax cross-entropy on logits, mean over the batch (PyTorch's ``CrossEntropyLoss``).
+
+    output: (N, K) logits. target: (N,) integer class labels in ``[0, K)``, or (N, K)
+    one-hot / probability rows. ``loss = -mean_n sum_k t[n, k] * log_softmax(z)[n, k]``,
+    computed with log-sum-exp so large logits do not overflow. Its gradient is the
+    famously simple ``(softmax(z) - t) / N``.
+    """
+    name = "cross_entropy"
+
+    def __init__(self):
+        self._cache = None
+
+    @staticmethod
+    def targets_as_probs(target, n, k, dtype):
+        """Integer labels -> one-hot (N, K); probability rows are checked and returned."""
+        target = np.asarray(target)
+        if target.ndim == 1:
+            if target.shape[0] != n:
+                raise LabelError(f"CrossEntropyLoss: {target.shape[0]} labels for {n} outputs")
+            if target.dtype.kind == "f":
+                if not np.all(np.mod(target, 1) == 0):
+                    raise LabelError("CrossEntropyLoss: 1-D targets must be integer class labels")
+                target = target.astype(np.int64)
+            if target.dtype.kind not in "iu":
+                raise LabelError(f"CrossEntropyLoss: labels must be integers, got dtype {target.dtype}")
+            if n and (target.min() < 0 or target.max() >= k):
+                bad = target[(target < 0) | (target >= k)][0]
+                raise LabelError(f"CrossEntropyLoss: label {bad} is out of range for {k} classes "
+                                 f"(expected 0..{k - 1})")
+            t = np.zeros((n, k), dtype=dtype)
+            t[np.arange(n), target] = 1
+            return t
+        if target.shape != (n, k):
+            raise LabelError(f"CrossEntropyLoss: targets of shape {target.shape} do not match outputs "
+                             f"({n}, {k}); give (N,) labels or (N, K) probabilities")
+        return target.astype(dtype, copy=False)
+
+    def forward(self, output, target):
+        output = np.asarray(output)
+        if output.ndim != 2:
+            raise ShapeError(f"CrossEntropyLoss expects logits (N, K), got shape {output.shape}")
+        n, k = output.shape
+        t = self.targets_as_probs(target, n, k, output.dtype)
+        logp = log_softmax(output, axis=1)
+        self._cache = (np.exp(logp), t)
+        return float(-(t * logp).sum() / n)
+
+    def backward(self):
+        p, t = self._cache
+        return (p - t) / p.shape[0]
+
+
+class MSELoss(Loss):
+    """Mean squared error over every element: ``mean((y - t)^2)``; gradient ``2 (y - t) / numel``."""
+    name = "mse"
+
+    def __init__(self):
+        self._diff = None
+
+    def forward(self, output, target):
+        output = np.asarray(output)
+        target = np.asarray(target, dtype=output.dtype)
+        if target.shape != output.shape:
+            raise LabelError(f"MSELoss: target shape {target.shape} differs from output shape {output.shape}")
+        self._diff = output - target
+        return float(np.mean(self._diff * self._diff))
+
+    def backward(self):
+        return 2 * self._diff / self._diff.size
+
+
+LOSSES = {"cross_entropy": CrossEntropyLoss, "crossentropy": CrossEntropyLoss,
+          "CrossEntropyLoss": CrossEntropyLoss, "mse": MSELoss, "MSELoss": MSELoss}
+
+
+def get_loss(loss):
+    if loss is None:
+        return CrossEntropyLoss()
+    if isinstance(loss, str):
+        try:
+            return LOSSES[loss]()
+        except KeyError:
+            raise LabelError(f"unknown loss {loss!r}; choose one of {sorted(set(LOSSES))}") from None
+    return loss

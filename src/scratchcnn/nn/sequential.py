@@ -1,0 +1,157 @@
+"""Sequential: a model that is a list of layers, itself a Module."""
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from .module import Module
+
+
+class Sequential(Module):
+    """``Sequential(*layers, input_shape=None)``: applies the layers in order.
+
+    ``forward`` runs each layer on the previous one's output; ``backward`` runs the
+    layers' backward passes in reverse order. Layers are named ``"0"``, ``"1"``, ... so
+    state_dict keys are PyTorch's (``"0.weight"``, ``"3.bias"``). ``input_shape`` (no
+    batch axis, e.g. ``(1, 28, 28)``) is optional; it is learned from the first input
+    and lets ``summary()`` and the layer-size checks run before any data is seen.
+
+    Training, evaluation and saving: ``fit``, ``evaluate``, ``predict``,
+    ``predict_proba``, ``summary``, ``save`` (see :mod:`scratchcnn.training`).
+    """
+
+    def __init__(self, *layers, input_shape=None):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
+        self.metadata = {}        # free-form JSON-friendly facts saved with the model
+        self.history = None       # History of the last fit (kept across resumed fits)
+        self.optimizer = None     # the optimizer last used by fit, saved with the model
+        self.stop_training = False
+        self._checked_shape = None
+        for layer in layers:
+            self.add(layer)
+        if self.input_shape is not None:
+            self.build(self.input_shape)
+
+    def add(self, layer):
+        """Append a layer (a Module)."""
+        if not isinstance(layer, Module):
+            raise ConfigError(f"Sequential.add: expected a layer (Module), got {type(layer).__name__}")
+        self._modules[str(len(self._modules))] = layer
+        self._checked_shape = None
+        for i, m in enumerate(self._modules.values()):
+            m.needs_input_grad = i > 0 or self.needs_input_grad_first
+        return self
+
+    needs_input_grad_first = False
+
+    @property
+    def layers(self):
+        return list(self._modules.values())
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"
+
+    # ---- shapes -------------------------------------------------------
+    def build(self, input_shape):
+        """Check every layer's input size against the previous layer's output for an
+        input of ``input_shape`` (no batch axis); returns the list of output shapes."""
+        shape = tuple(int(d) for d in input_shape)
+        shapes = []
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = tuple(layer.output_shape(shape))
+            except ShapeError as exc:
+                raise ShapeError(f"layer {i} ({layer!r}) does not fit the previous layer's output: {exc}") from None
+            shapes.append(shape)
+        if self.input_shape is None:
+            self.input_shape = tuple(input_shape)
+        self._checked_shape = tuple(input_shape)
+        return shapes
+
+    def output_shape(self, input_shape):
+        shapes = self.build(input_shape)
+        return shapes[-1] if shapes else tuple(input_shape)
+
+    def macs(self, input_shape):
+        total, shape = 0, tuple(input_shape)
+        for layer in self.layers:
+            total += layer.macs(shape)
+            shape = layer.output_shape(shape)
+        return total
+
+    def _check_input(self, x):
+        if x.ndim < 1:
+            raise ShapeError(f"model input must have a batch axis, got a scalar")
+        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+            raise ShapeError(f"model expects input (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got shape {x.shape}")
+        if self._checked_shape != tuple(x.shape[1:]):
+            self.build(x.shape[1:])
+
+    # ---- maths --------------------------------------------------------
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            try:
+                x = layer(x)
+            except ShapeError as exc:
+                raise ShapeError(f"layer {i}: {exc}") from None
+        return x
+
+    def backward(self, grad_out):
+        """Backward through the layers in reverse; returns d loss / d input (None when the first
+        layer skips it, the default)."""
+        for layer in reversed(self.layers):
+            grad_out = layer.backward(grad_out)
+            if grad_out is None:
+                break
+        return grad_out
+
+    def config(self):
+        return {"layers": [{"class": type(l).__name__, "config": l.config()} for l in self.layers],
+                "input_shape": list(self.input_shape) if self.input_shape else None}
+
+    # ---- training API (see scratchcnn.training) ----------------------
+    def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
+            shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0):
+        from ..training import fit
+        return fit(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss,
+                   validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
+                   verbose=verbose, augment=augment, initial_epoch=initial_epoch)
+
+    def evaluate(self, x, y, batch_size=256, loss=None):
+        from ..training import evaluate
+        return evaluate(self, x, y, batch_size=batch_size, loss=loss)
+
+    def predict_logits(self, x, batch_size=256):
+        from ..training import predict_logits
+        return predict_logits(self, x, batch_size=batch_size)
+
+    def predict_proba(self, x, batch_size=256):
+        from ..training import predict_proba
+        return predict_proba(self, x, batch_size=batch_size)
+
+    def predict(self, x, batch_size=256):
+        from ..training import predict
+        return predict(self, x, batch_size=batch_size)
+
+    def summary(self, input_shape=None, print_fn=print):
+        from ..summary import summary
+        return summary(self, input_shape=input_shape, print_fn=print_fn)
+
+    def save(self, path, optimizer=None):
+        from ..serialization import save
+        return save(self, path, optimizer=optimizer)

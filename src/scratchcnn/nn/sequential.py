@@ -75,7 +75,8 @@ class Sequential(Module):
             try:
                 shape = tuple(layer.output_shape(shape))
             except ShapeError as exc:
-                raise ShapeError(f"layer {i} ({layer!r}) does not fit the previous layer's output: {exc}") from None
+                where = "the model input" if i == 0 else "the previous layer's output"
+                raise ShapeError(f"layer {i} ({layer!r}) does not fit {where}: {exc}") from None
             shapes.append(shape)
         if self.input_shape is None:
             self.input_shape = tuple(input_shape)

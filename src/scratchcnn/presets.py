@@ -1,0 +1,144 @@
+"""Ready-made models: every seed experiment's exact architecture and hyper-parameters, and a
+stronger scratchcnn preset per data set.
+
+A preset is a :class:`Preset`: a function building the model for a given input shape and
+number of classes, plus the training settings that go with it. ``build_model(name_or_spec,
+input_shape, num_classes)`` also accepts a spec string (see :mod:`scratchcnn.spec`).
+"""
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+from .nn import (BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D,
+                 ReLU, Sequential)
+
+
+@dataclass
+class Preset:
+    name: str
+    description: str
+    build: callable
+    train: dict = field(default_factory=dict)      # epochs, batch_size, lr, optimizer, momentum, ...
+    dataset: str = "digits"                        # the data set the seed used (or is meant for)
+    data: dict = field(default_factory=dict)       # loader options: classes, per_class, grayscale
+    seed_result: str = ""                          # what the seed project reported
+
+
+def _flat(c, h, w):
+    return c * h * w
+
+
+def seed_a_simple(input_shape, num_classes):
+    """A simple: Conv(8, 3x3, same) ReLU MaxPool2 Flatten FC(8*H/2*W/2 -> classes)."""
+    c, h, w = input_shape
+    return Sequential(Conv2D(c, 8, 3, padding="same"), ReLU(), MaxPool2D(2), Flatten(),
+                      Dense(_flat(8, h // 2, w // 2), num_classes, init="glorot"), input_shape=input_shape)
+
+
+def seed_a_complex(input_shape, num_classes):
+    """A complex: [Conv32 ReLU]x2 Pool [Conv64 ReLU]x2 Pool FC(64*H/4*W/4 -> 128) ReLU FC(128 -> classes)."""
+    c, h, w = input_shape
+    return Sequential(Conv2D(c, 32, 3, padding="same"), ReLU(), Conv2D(32, 32, 3, padding="same"), ReLU(),
+                      MaxPool2D(2),
+                      Conv2D(32, 64, 3, padding="same"), ReLU(), Conv2D(64, 64, 3, padding="same"), ReLU(),
+                      MaxPool2D(2), Flatten(),
+                      Dense(_flat(64, h // 4, w // 4), 128), ReLU(), Dense(128, num_classes, init="glorot"),
+                      input_shape=input_shape)
+
+
+def seed_b(input_shape, num_classes):
+    """B: Conv(1->2, k3) ReLU Conv(2->4, k3) ReLU MaxPool Flatten Dense(64->32) ReLU Dense(32->classes).
+
+    The seed's write-up gives "MaxPool(4)" and "Dense(64->32)" for 8x8 inputs; the only layout in
+    which both convolutions, the pool and a 64-wide Dense fit is padding 1 on the convolutions and
+    a 2x2 pool (4 maps of 4x4 = 64), which is what this preset uses."""
+    c, h, w = input_shape
+    return Sequential(Conv2D(c, 2, 3, padding=1), ReLU(), Conv2D(2, 4, 3, padding=1), ReLU(), MaxPool2D(2),
+                      Flatten(), Dense(_flat(4, h // 2, w // 2), 32), ReLU(),
+                      Dense(32, num_classes, init="glorot"), input_shape=input_shape)
+
+
+def seed_c(input_shape, num_classes):
+    """C: Conv(8 filters 3x3, valid) MaxPool2 softmax head (Flatten, Dense -> classes)."""
+    c, h, w = input_shape
+    return Sequential(Conv2D(c, 8, 3), MaxPool2D(2), Flatten(),
+                      Dense(_flat(8, (h - 2) // 2, (w - 2) // 2), num_classes, init="glorot"),
+                      input_shape=input_shape)
+
+
+def seed_d(input_shape, num_classes):
+    """D: Conv(32 filters 7x7, stride 1, padding 1) ReLU Flatten Dense(32*(H-4)*(W-4) -> classes)."""
+    c, h, w = input_shape
+    return Sequential(Conv2D(c, 32, 7, stride=1, padding=1), ReLU(), Flatten(),
+                      Dense(_flat(32, h - 4, w - 4), num_classes, init="glorot"), input_shape=input_shape)
+
+
+def seed_e(input_shape, num_classes):
+    """E: Conv(1 map, 3x3, pad 1) ReLU Conv(1 map, 3x3, pad 1) ReLU MaxPool2 Flatten Dense(32) ReLU Dense(classes)."""
+    c, h, w = input_shape
+    return Sequential(Conv2D(c, 1, 3, padding=1), ReLU(), Conv2D(1, 1, 3, padding=1), ReLU(), MaxPool2D(2),
+                      Flatten(), Dense(_flat(1, h // 2, w // 2), 32), ReLU(),
+                      Dense(32, num_classes, init="glorot"), input_shape=input_shape)
+
+
+def strong_cnn(input_shape, num_classes):
+    """scratchcnn's stronger model: two conv blocks with BatchNorm (3x3 same, 32 then 64 maps),
+    max-pooling, Dropout, a 128-wide BatchNorm'd Dense. Images of 16 px or less skip the
+    second pool."""
+    c, h, w = input_shape
+    layers = [Conv2D(c, 32, 3, padding="same", bias=False), BatchNorm2D(32), ReLU(),
+              Conv2D(32, 32, 3, padding="same", bias=False), BatchNorm2D(32), ReLU(), MaxPool2D(2),
+              Conv2D(32, 64, 3, padding="same", bias=False), BatchNorm2D(64), ReLU(),
+              Conv2D(64, 64, 3, padding="same", bias=False), BatchNorm2D(64), ReLU()]
+    h2, w2 = h // 2, w // 2
+    if min(h2, w2) >= 8:
+        layers.append(MaxPool2D(2))
+        h2, w2 = h2 // 2, w2 // 2
+    layers += [Flatten(), Dropout(0.3), Dense(_flat(64, h2, w2), 128, bias=False), BatchNorm1D(128), ReLU(),
+               Dropout(0.3), Dense(128, num_classes, init="glorot")]
+    return Sequential(*layers, input_shape=input_shape)
+
+
+def small_cnn(input_shape, num_classes):
+    """A small, quick CNN (the default of ``scratchcnn train``): Conv16 BN ReLU Conv32 BN ReLU Pool
+    GlobalAvg-free Flatten Dense(classes); about a minute on the 8x8 digits."""
+    c, h, w = input_shape
+    return Sequential(Conv2D(c, 16, 3, padding="same", bias=False), BatchNorm2D(16), ReLU(),
+                      Conv2D(16, 32, 3, padding="same", bias=False), BatchNorm2D(32), ReLU(), MaxPool2D(2),
+                      Flatten(), Dropout(0.2), Dense(_flat(32, h // 2, w // 2), num_classes, init="glorot"),
+                      input_shape=input_shape)
+
+
+_SGD = {"optimizer": "sgd", "momentum": 0.0}
+PRESETS = {p.name: p for p in [
+    Preset("seed-a-simple", "Seed A simple: conv8 3x3 same, pool, dense; SGD lr 0.05, batch 10, 30 epochs",
+           seed_a_simple, dict(_SGD, epochs=30, batch_size=10, lr=0.05), "mnist",
+           seed_result="MNIST 97.67%, 'minutes'"),
+    Preset("seed-a-complex", "Seed A complex: conv32 x2, pool, conv64 x2, pool, fc128, fc; SGD lr 0.05, batch 10",
+           seed_a_complex, dict(_SGD, epochs=30, batch_size=10, lr=0.05), "mnist",
+           seed_result="MNIST 99.33%, 'hours'"),
+    Preset("seed-b", "Seed B: conv2, conv4, pool, dense32, dense; SGD lr 0.1, batch 128, 10 epochs",
+           seed_b, dict(_SGD, epochs=10, batch_size=128, lr=0.1), "digits",
+           seed_result="loss not converged after 10 epochs (no accuracy reported)"),
+    Preset("seed-c", "Seed C: conv8 3x3, pool, softmax; 1 epoch, per-image SGD (batch 1), lr 0.005",
+           seed_c, dict(_SGD, epochs=1, batch_size=1, lr=0.005), "mnist",
+           seed_result="MNIST 0.90 acc/P/R/F1, ~2 h; CIFAR-10 (gray) 0.30"),
+    Preset("seed-d", "Seed D: conv32 7x7 pad 1, dense; SGD lr 0.01, batch 64, 50 epochs",
+           seed_d, dict(_SGD, epochs=50, batch_size=64, lr=0.01), "mnist",
+           seed_result="MNIST 97.7% after ~25 epochs (stopped by hand: too slow)"),
+    Preset("seed-e", "Seed E: two 1-map 3x3 convs, pool, dense32, dense3; per-sample SGD lr 0.001, 50 epochs",
+           seed_e, dict(_SGD, epochs=50, batch_size=1, lr=0.001), "mnist",
+           data={"classes": [0, 1, 2], "per_class": 25, "test_per_class": 10},
+           seed_result="MNIST 0/1/2 subset: 70% acc, weighted P 0.73 / R 0.70 / F1 0.70, ~41 s"),
+    Preset("small", "A small BatchNorm CNN, Adam lr 2e-3 with cosine schedule: the quick default",
+           small_cnn, dict(optimizer="adam", epochs=15, batch_size=32, lr=2e-3, schedule="cosine"), "digits"),
+    Preset("strong", "scratchcnn's stronger CNN: BatchNorm, Dropout, Adam with cosine schedule, shift augmentation",
+           strong_cnn, dict(optimizer="adam", epochs=15, batch_size=64, lr=2e-3, schedule="cosine",
+                            augment="shift2"), "fashion-mnist"),
+]}
+
+
+def get_preset(name):
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}") from None

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
+from scratchcnn.gradcheck import jitter_biases
 from scratchcnn import presets
 
 TOL = 1e-6
@@ -57,7 +58,7 @@ SEEDS = [("seed-a-simple", (1, 28, 28), 10), ("seed-a-complex", (1, 12, 12), 10)
 
 @pytest.mark.parametrize("name,shape,classes", SEEDS)
 def test_seed_networks_gradients(name, shape, classes):
-    model = presets.get_preset(name).build(shape, classes)
+    model = jitter_biases(presets.get_preset(name).build(shape, classes))
     x, y = _data(shape, classes, n=3)
     errors = sc.gradcheck(model, x, y, samples=8, print_fn=None)
     assert max(errors.values()) < TOL, errors

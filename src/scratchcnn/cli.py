@@ -191,8 +191,10 @@ def cmd_summary(args):
 
 
 def cmd_gradcheck(args):
-    from .gradcheck import gradcheck
+    from .gradcheck import gradcheck, jitter_biases
     model = _model_from_arg(args.model, args.input_shape, args.classes)
+    if not os.path.exists(args.model):
+        jitter_biases(model)          # a fresh model's zero biases put ReLUs exactly on their kink
     r = np.random.default_rng(0)
     x = r.standard_normal((args.batch,) + tuple(model.input_shape))
     k = model.output_shape(model.input_shape)[0]

@@ -52,6 +52,8 @@ class TrainConfig:
         for key, default in defaults.items():
             if getattr(cfg, key) is None:
                 setattr(cfg, key, train.get(key, default))
+        if cfg.optimizer != "sgd" and "momentum" not in train and self.momentum is None:
+            cfg.momentum = None       # momentum is an SGD setting
         for key in ("classes", "per_class", "test_per_class"):
             if getattr(cfg, key) is None and key in data:
                 setattr(cfg, key, data[key])
@@ -205,7 +207,7 @@ def train(cfg, resume=None, verbose=1, threads=None):
     train_seconds = time.perf_counter() - t0
     best = load(best_path) if os.path.exists(best_path) else model
     metrics = write_run_outputs(run_dir, best, data, cfg, train_seconds=train_seconds,
-                                interrupted=stopper.interrupted)
+                                interrupted=stopper.interrupted, history=model.history)
     return run_dir, metrics
 
 

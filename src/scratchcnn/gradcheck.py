@@ -68,3 +68,16 @@ def gradcheck(model, x, y, loss=None, eps=1e-6, samples=20, seed=0, zero_grad=1e
         lines.append(f"worst relative error: {worst:.2e} ({'OK' if worst < 1e-5 else 'CHECK THIS'})")
         print_fn("\n".join(lines))
     return errors
+
+
+def jitter_biases(model, scale=0.1, seed=0):
+    """Give every bias small random values (in place) and return the model.
+
+    A freshly built model has zero biases, so a ReLU whose whole receptive field is zero
+    sits exactly on its kink at 0, where the central difference sees half a slope: that is
+    the maths, not a bug. Checking a fresh model, jitter its biases first."""
+    r = np.random.default_rng(seed)
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            p.data += (scale * r.standard_normal(p.shape)).astype(p.data.dtype)
+    return model

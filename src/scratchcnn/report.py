@@ -28,25 +28,29 @@ def evaluate_on_test(model, data, batch_size=256):
     return pred, probs, metrics
 
 
-def write_run_outputs(run_dir, model, data, cfg, train_seconds=None, interrupted=False):
-    """Write metrics.json, history.csv / .json, the pictures and report.md; return the metrics."""
+def write_run_outputs(run_dir, model, data, cfg, train_seconds=None, interrupted=False, history=None):
+    """Write metrics.json, history.csv / .json, the pictures and report.md; return the metrics.
+
+    ``model`` is the model evaluated (the best checkpoint); ``history`` the whole run's History
+    (default: the model's own)."""
     from . import plots
     from .experiment import write_json
     from .metrics import classification_report
 
+    history = history if history is not None else model.history
     pred, probs, metrics = evaluate_on_test(model, data)
     metrics["train_seconds"] = train_seconds
     metrics["interrupted"] = interrupted
-    metrics["epochs_run"] = len(model.history.epoch) if model.history else 0
+    metrics["epochs_run"] = len(history.epoch) if history else 0
     write_json(os.path.join(run_dir, "metrics.json"), metrics)
-    if model.history is not None:
-        write_json(os.path.join(run_dir, "history.json"), model.history.to_dict())
-        _write_history_csv(os.path.join(run_dir, "history.csv"), model.history)
+    if history is not None:
+        write_json(os.path.join(run_dir, "history.json"), history.to_dict())
+        _write_history_csv(os.path.join(run_dir, "history.csv"), history)
     pictures = {}
     names = list(data.class_names)
     jobs = [
         ("history", "Loss and accuracy per epoch",
-         lambda p: plots.plot_history(model.history, p) if model.history else None),
+         lambda p: plots.plot_history(history, p) if history else None),
         ("confusion", "Confusion matrix (test)",
          lambda p: plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), names, p)),
         ("filters", "First-layer filters", lambda p: plots.plot_filters(model, p)),

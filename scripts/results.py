@@ -17,6 +17,8 @@ import platform
 import sys
 import time
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 
@@ -26,26 +28,27 @@ from scratchcnn.threads import set_num_threads  # noqa: E402
 # name: (seed label, seed's data set and figures, config overrides, note)
 ROWS = [
     ("seed-a-simple", "A simple", "MNIST: 97.67%, 'minutes'",
-     dict(dataset="fashion-mnist", model="seed-a-simple"), "30 epochs, batch 10, SGD lr 0.05 (seed's)"),
+     dict(dataset="fashion-mnist", model="seed-a-simple", val_split=0.0), "30 epochs, batch 10, SGD lr 0.05 (seed's)"),
     ("seed-a-complex", "A complex", "MNIST: 99.33%, 'hours'",
-     dict(dataset="fashion-mnist", model="seed-a-complex", epochs=2),
+     dict(dataset="fashion-mnist", model="seed-a-complex", val_split=0.0, epochs=2),
      "seed's batch 10 and lr 0.05, but 2 epochs instead of 30 (time budget)"),
     ("seed-b", "B", "UCI digits (5620): loss not converged after 10 epochs",
-     dict(dataset="digits", model="seed-b"), "10 epochs, batch 128, SGD lr 0.1 (seed's); sklearn's 1797 digits"),
+     dict(dataset="digits", model="seed-b", val_split=0.0, seeds=[0, 1, 2, 3, 4]), "10 epochs, batch 128, SGD lr 0.1 (seed's); sklearn's 1797 digits"),
     ("seed-c", "C", "MNIST: 0.90 acc / P / R / F1 in ~2 h (1 epoch)",
-     dict(dataset="fashion-mnist", model="seed-c"), "1 epoch, one image per step (seed's)"),
+     dict(dataset="fashion-mnist", model="seed-c", val_split=0.0), "1 epoch, one image per step (seed's)"),
     ("seed-d", "D", "MNIST: 97.7% after ~25 of 50 epochs (stopped: too slow)",
-     dict(dataset="fashion-mnist", model="seed-d", epochs=10),
+     dict(dataset="fashion-mnist", model="seed-d", val_split=0.0, epochs=10),
      "seed's batch 64 and lr 0.01, 10 epochs instead of 50 (time budget)"),
     ("seed-e", "E", "MNIST 0/1/2, 25+10 per class: 70%, weighted P 0.73 / R 0.70 / F1 0.70, ~41 s",
-     dict(dataset="fashion-mnist", model="seed-e"), "classes 0,1,2; 25 train / 10 test per class; 50 epochs, per-sample SGD lr 0.001"),
+     dict(dataset="fashion-mnist", model="seed-e", val_split=0.0, seeds=[0, 1, 2, 3, 4]),
+     "classes 0,1,2; 25 train / 10 test per class; 50 epochs, per-sample SGD lr 0.001 (seed's)"),
     ("strong-fashion", "stronger preset", "published two-conv baselines: 91-93%; target >= 93%",
      dict(dataset="fashion-mnist", model="strong"), "the 'strong' preset: BatchNorm, Dropout, Adam + cosine, shift+flip"),
     ("small-digits", "stronger preset", "(seed B's data)",
-     dict(dataset="digits", model="small"), "the 'small' preset (the default of `scratchcnn train`)"),
+     dict(dataset="digits", model="small", seeds=[0, 1, 2, 3, 4]), "the 'small' preset (the default of `scratchcnn train`)"),
     ("seed-e-strong", "stronger preset", "(seed E's subset)",
      dict(dataset="fashion-mnist", model="small", classes=[0, 1, 2], per_class=25, test_per_class=10,
-          epochs=50, batch_size=8), "the 'small' preset on seed E's 75-image subset"),
+          epochs=50, batch_size=8, val_split=0.0, seeds=[0, 1, 2, 3, 4]), "the 'small' preset on seed E's 75-image subset"),
 ]
 
 
@@ -54,18 +57,26 @@ def run_rows(names, results_path):
     for name, label, seed, overrides, note in ROWS:
         if names and name not in names:
             continue
-        cfg = TrainConfig(out=os.path.join(ROOT, "runs", "results", name), seed=0, **overrides)
-        t0 = time.perf_counter()
-        run_dir, metrics = train(cfg, verbose=1)
+        overrides = dict(overrides)
+        seeds = overrides.pop("seeds", [0])
+        runs = []
+        for s in seeds:
+            out = os.path.join(ROOT, "runs", "results", name if len(seeds) == 1 else f"{name}-seed{s}")
+            cfg = TrainConfig(out=out, seed=s, **overrides)
+            run_dir, metrics = train(cfg, verbose=1)
+            runs.append(metrics)
+            print(f"{name} seed {s}: accuracy {metrics['accuracy']:.4f} in {metrics['train_seconds']:.0f} s",
+                  flush=True)
+        accs = [m["accuracy"] for m in runs]
+        middle = runs[int(np.argsort(accs)[len(accs) // 2])]          # the median run
         results[name] = {
-            "label": label, "seed": seed, "note": note, "dataset": overrides["dataset"],
-            "accuracy": metrics["accuracy"], "macro_f1": metrics["macro"]["f1"],
-            "weighted": metrics["weighted"], "train_seconds": metrics["train_seconds"],
-            "total_seconds": time.perf_counter() - t0, "epochs": metrics["epochs_run"],
+            "label": label, "seed": seed, "note": note, "dataset": overrides["dataset"], "seeds": seeds,
+            "accuracy": middle["accuracy"], "accuracies": accs, "macro_f1": middle["macro"]["f1"],
+            "weighted": middle["weighted"], "train_seconds": float(np.median([m["train_seconds"] for m in runs])),
+            "epochs": middle["epochs_run"],
             "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         }
         _save(results_path, results)
-        print(f"{name}: accuracy {metrics['accuracy']:.4f} in {metrics['train_seconds']:.0f} s", flush=True)
     return results
 
 
@@ -97,8 +108,14 @@ def write_table(results, md_path):
         if r is None:
             lines.append(f"| {label} (`{name}`) | {seed} | {overrides['dataset']} | {note} | not run | | |")
             continue
-        lines.append(f"| {label} (`{name}`) | {seed} | {r['dataset']} | {note} | **{r['accuracy']:.4f}** | "
-                     f"{r['macro_f1']:.4f} | {r['train_seconds']:.0f} s ({r['epochs']} epochs) |")
+        acc = f"**{r['accuracy']:.4f}**"
+        if len(r.get("accuracies", [])) > 1:
+            acc += (f" (median of seeds {', '.join(map(str, r['seeds']))}: "
+                    f"{', '.join(f'{a:.2f}' for a in r['accuracies'])})")
+        wp = r["weighted"]
+        lines.append(f"| {label} (`{name}`) | {seed} | {r['dataset']} | {note} | {acc} | "
+                     f"{r['macro_f1']:.4f} (weighted P {wp['precision']:.2f} / R {wp['recall']:.2f} / "
+                     f"F1 {wp['f1']:.2f}) | {r['train_seconds']:.0f} s ({r['epochs']} epochs) |")
     lines += ["| C on CIFAR-10 | CIFAR-10 (gray): 0.30 | cifar10 | the loader (real RGB, optional "
               "grayscale) is tested on generated files | not measured here (no CIFAR-10 download) | | |", "",
               "Each row's run directory (`runs/results/NAME/`) holds its report.md, metrics, pictures and model.",

@@ -193,9 +193,10 @@ def train(cfg, resume=None, verbose=1, threads=None):
     stopper = GracefulInterrupt()
     callbacks = [stopper, ModelCheckpoint(last_path)]
     has_val = data.x_val is not None and len(data.x_val) > 0
-    best_ckpt = ModelCheckpoint(best_path, monitor="val_accuracy" if has_val else "accuracy", save_best_only=True)
-    if resume and model.history is not None and model.history.history.get(best_ckpt.monitor):
-        best_ckpt.best = max(model.history.history[best_ckpt.monitor])
+    # model.npz: the best epoch on validation data, or simply the last one when there is none
+    best_ckpt = ModelCheckpoint(best_path, monitor="val_accuracy", save_best_only=has_val)
+    if resume and has_val and model.history is not None and model.history.history.get("val_accuracy"):
+        best_ckpt.best = max(model.history.history["val_accuracy"])
     callbacks.append(best_ckpt)
     sched = make_scheduler(cfg, optimizer, start)
     if sched is not None:

@@ -138,10 +138,10 @@ PRESETS = {p.name: p for p in [
            data={"classes": [0, 1, 2], "per_class": 25, "test_per_class": 10},
            seed_result="MNIST 0/1/2 subset: 70% acc, weighted P 0.73 / R 0.70 / F1 0.70, ~41 s"),
     Preset("small", "A small BatchNorm CNN, Adam lr 2e-3 with cosine schedule: the quick default",
-           small_cnn, dict(optimizer="adam", epochs=15, batch_size=32, lr=2e-3, schedule="cosine"), "digits"),
+           small_cnn, dict(optimizer="adam", epochs=30, batch_size=32, lr=2e-3, schedule="cosine"), "digits"),
     Preset("strong", "stronger CNN for 28x28 (MNIST, Fashion-MNIST): BatchNorm, Dropout, Adam + cosine, "
            "shift and flip augmentation", strong_cnn,
-           dict(optimizer="adam", epochs=12, batch_size=64, lr=2e-3, schedule="cosine", augment="shift2-flip"),
+           dict(optimizer="adam", epochs=20, batch_size=64, lr=2e-3, schedule="cosine", augment="shift2-flip"),
            "fashion-mnist"),
     Preset("strong-mnist", "the stronger CNN for MNIST digits (no flips: digits are not mirror-symmetric)",
            strong_cnn, dict(optimizer="adam", epochs=12, batch_size=64, lr=2e-3, schedule="cosine",

@@ -150,6 +150,9 @@ def predict_logits(model, x, batch_size=256):
                 outs[start:start + len(xb)] = out
     finally:
         model.train(was_training)
+    if outs is None:         # no examples: an empty (0, ...) array of the output's shape
+        shape = model.output_shape(x.shape[1:]) if hasattr(model, "output_shape") else ()
+        outs = np.empty((0,) + tuple(shape), dtype=model.dtype or np.float32)
     return outs
 
 

@@ -6,6 +6,7 @@ respect to its input while *accumulating* the gradients of its parameters
 (``backward``). Names follow PyTorch: ``parameters()``, ``named_parameters()``,
 ``zero_grad()``, ``train()`` / ``eval()``, ``state_dict()`` / ``load_state_dict()``.
 """
+import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 
@@ -13,22 +14,22 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 
-_grad_enabled = True
+_state = threading.local()     # per thread, like torch.no_grad
 
 
 @contextmanager
 def no_grad():
-    """Within this block layers keep no forward caches (inference uses less memory)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    """Within this block (in this thread) layers keep no forward caches: inference uses less memory."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = False
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _state.grad_enabled = previous
 
 
 def is_grad_enabled():
-    return _grad_enabled
+    return getattr(_state, "grad_enabled", True)
 
 
 class Parameter:

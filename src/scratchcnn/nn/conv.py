@@ -3,6 +3,9 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..kernels import col2im, conv_output_size, im2col, normalize_padding, pad2d, pair, unpad2d
+from ..kernels import (Workspace, col2im_nhwc, conv_input_grad_nhwc, fast_paths_enabled,
+                       flipped_weight_blocks, im2col_nhwc, pad_nhwc, shared_workspace, weight_from_rows,
+                       weight_rows)
 from .init import init_bias, init_weight
 from .module import Module, Parameter, is_grad_enabled
 
@@ -21,7 +24,16 @@ class Conv2D(Module):
     and does one matrix product with the flattened weight. Backward follows from
     ``y = cols @ W^T``: ``dW = dy^T @ cols``, ``db = sum of dy over (N, OH, OW)``, and
     ``dcols = dy @ W``, which col2im adds back onto the input pixels (``dx``).
+
+    Two implementations compute exactly this. ``_forward_reference`` / ``_backward_reference``
+    are the plain NCHW im2col above. The fast path (the default, see
+    :mod:`scratchcnn.kernels.conv_nhwc`) works channels-last: its im2col is ``kh*kw`` block
+    copies into a reused workspace, ``cols @ W^T`` is already the NHWC output, returned as an
+    NCHW-shaped view (no transpose copy), and without gradients large batches are processed
+    in chunks of at most ``max_cols_elements`` im2col entries so memory stays bounded.
     """
+
+    max_cols_elements = 1 << 22     # 16 MB of float32 per im2col chunk when inferring
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  init="he", dtype=np.float32):
@@ -46,6 +58,7 @@ class Conv2D(Module):
         if bias:
             self.bias = Parameter(init_bias((out_channels,), fan_in, init, dtype))
         self._cache = None
+        self._ws = Workspace()      # reused buffers of the fast path (padded input, im2col)
 
     def config(self):
         padding = self.padding if isinstance(self.padding, str) else list(self.padding)
@@ -88,6 +101,19 @@ class Conv2D(Module):
 
     # ---- maths --------------------------------------------------------
     def forward(self, x):
+        if fast_paths_enabled():
+            return self._forward_fast(x)
+        return self._forward_reference(x)
+
+    def backward(self, grad_out):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before a forward pass with gradients on")
+        if self._cache[0] == "fast":
+            return self._backward_fast(grad_out)
+        return self._backward_reference(grad_out)
+
+    # reference path: NCHW im2col, one product, col2im
+    def _forward_reference(self, x):
         n = x.shape[0]
         xp = pad2d(x, self.pads)
         cols, (oh, ow) = im2col(xp, self.kernel_size, self.stride)
@@ -96,13 +122,11 @@ class Conv2D(Module):
         if self.use_bias:
             y += self.bias.data
         if is_grad_enabled():
-            self._cache = (cols, xp.shape, (oh, ow))
+            self._cache = ("reference", cols, xp.shape, (oh, ow))
         return y.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2)
 
-    def backward(self, grad_out):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before a forward pass with gradients on")
-        cols, padded_shape, (oh, ow) = self._cache
+    def _backward_reference(self, grad_out):
+        _, cols, padded_shape, (oh, ow) = self._cache
         g = grad_out.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)   # (N*OH*OW, C_out)
         if self.weight.requires_grad:
             self.weight.grad += (g.T @ cols).reshape(self.weight.data.shape)
@@ -114,5 +138,73 @@ class Conv2D(Module):
         dxp = col2im(dcols, padded_shape, self.kernel_size, self.stride, (oh, ow))
         return unpad2d(dxp, self.pads)
 
+    # fast path: channels-last im2col in reused buffers (kernels.conv_nhwc)
+    def _forward_fast(self, x):
+        """x: (N, C, H, W), any memory order -> (N, C_out, OH, OW), an NCHW view of NHWC memory."""
+        n, c, h, w = x.shape
+        if n == 0:
+            return self._forward_reference(x)
+        t, b, l, r = self.pads
+        kh, kw = self.kernel_size
+        o = self.out_channels
+        oh = conv_output_size(h, kh, self.stride[0], t, b)
+        ow = conv_output_size(w, kw, self.stride[1], l, r)
+        padded = (h + t + b, w + l + r)
+        xh = x.transpose(0, 2, 3, 1)                      # (N, H, W, C) view
+        w_rows = weight_rows(self.weight.data)            # (C_out, kh*kw*C)
+        grad = is_grad_enabled()
+        # With gradients the whole batch's columns are kept for backward; without, at most
+        # max_cols_elements at a time in the shared workspace.
+        chunk = n if grad else max(1, min(n, self.max_cols_elements // (oh * ow * kh * kw * c)))
+        y = np.empty((n * oh * ow, o), dtype=x.dtype)
+        for s in range(0, n, chunk):
+            xs = xh[s:s + chunk]
+            m = xs.shape[0]
+            if t or b or l or r:
+                xp = self._ws.get("xp", (chunk,) + padded + (c,), x.dtype, zero=True)[:m]
+                pad_nhwc(xs, self.pads, xp)
+            else:
+                xp = xs
+            if grad:
+                cols = self._ws.get("cols", (n * oh * ow, kh * kw * c), x.dtype)
+            else:
+                cols = shared_workspace.flat("cols", (m * oh * ow, kh * kw * c), x.dtype)
+            im2col_nhwc(xp, self.kernel_size, self.stride, (oh, ow), cols)
+            np.matmul(cols, w_rows.T, out=y[s * oh * ow:(s + m) * oh * ow])
+        if self.use_bias:
+            y += self.bias.data
+        if grad:
+            self._cache = ("fast", cols, (n,) + padded + (c,), (oh, ow), w_rows)
+        return y.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
+
+    def _backward_fast(self, grad_out):
+        """grad_out: (N, C_out, OH, OW) (free when it is NHWC memory, as ReLU passes it back)."""
+        _, cols, padded_shape, (oh, ow), w_rows = self._cache
+        n, hp, wp, c = padded_shape
+        g = grad_out.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)   # (N*OH*OW, C_out)
+        if self.weight.requires_grad:
+            self.weight.grad += weight_from_rows(g.T @ cols, self.weight.data.shape)
+        if self.use_bias and self.bias.requires_grad:
+            self.bias.grad += np.ones(len(g), dtype=g.dtype) @ g    # column sums, by BLAS
+        if not self.needs_input_grad:
+            return None
+        kh, kw = self.kernel_size
+        t, b, l, r = self.pads
+        if self.stride == (1, 1) and t < kh and l < kw:
+            # full convolution of the output gradient with the flipped kernel (no scatter)
+            oh_, ow_ = (hp - kh + 1, wp - kw + 1)
+            h, w = hp - t - b, wp - l - r
+            gpad = self._ws.get("gpad", (n, h + kh - 1, w + kw - 1, self.out_channels), g.dtype, zero=True)
+            rows = n * (h + kh - 1) * (w + kw - 1) - (kh - 1) * (w + kw - 1) - (kw - 1)
+            dx = conv_input_grad_nhwc(g.reshape(n, oh_, ow_, self.out_channels),
+                                      flipped_weight_blocks(self.weight.data), (h, w), self.pads, gpad,
+                                      shared_workspace.flat("tmp", (rows, c), g.dtype))
+            return dx.transpose(0, 3, 1, 2)
+        dcols = np.matmul(g, w_rows, out=shared_workspace.flat("dcols", cols.shape, cols.dtype))
+        dxp = col2im_nhwc(dcols, self.kernel_size, self.stride, (oh, ow),
+                          np.empty(padded_shape, dtype=cols.dtype))
+        return dxp[:, t:hp - b, l:wp - r, :].transpose(0, 3, 1, 2)
+
     def _clear_cache(self):
         self._cache = None
+        self._ws.clear()

@@ -88,7 +88,7 @@ class Flatten(Module):
 
     def forward(self, x):
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))   # (no -1: N may be 0)
 
     def backward(self, grad_out):
         return grad_out.reshape(self._shape)

@@ -2,7 +2,8 @@
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..kernels import conv_output_size, normalize_padding, pad2d, pair, unpad2d, window_view
+from ..kernels import (conv_output_size, fast_paths_enabled, maxpool_tiled_backward, maxpool_tiled_forward,
+                       normalize_padding, pad2d, pair, unpad2d, window_view)
 from .module import Module, is_grad_enabled
 
 
@@ -66,22 +67,44 @@ class MaxPool2D(_Pool2D):
     window's gradient to exactly one element, the window's first maximum in row-major
     order (as PyTorch does): on real images many values tie (zero background), and a
     ``x == max`` mask would multiply the gradient.
+
+    Fast path (when the windows tile the input: stride == kernel, no padding, the usual
+    ``MaxPool2D(2)``): element-wise maxima of strided views, see
+    :mod:`scratchcnn.kernels.pool_tiled`. Otherwise, or with fast paths off, the reference
+    path below: ``argmax`` over every window of a sliding-window view.
     """
 
+    def _tiles(self):
+        return self.stride == self.kernel_size and self.pads == (0, 0, 0, 0)
+
     def forward(self, x):
+        if fast_paths_enabled() and self._tiles():
+            y = maxpool_tiled_forward(x, self.kernel_size)
+            if is_grad_enabled():
+                self._cache = ("tiled", x, y)
+            return y
+        return self._forward_reference(x)
+
+    def backward(self, grad_out):
+        if self._cache[0] == "tiled":
+            _, x, y = self._cache
+            return maxpool_tiled_backward(grad_out, x, y, self.kernel_size)
+        return self._backward_reference(grad_out)
+
+    def _forward_reference(self, x):
         n, c = x.shape[:2]
         xp = pad2d(x, self.pads, value=-np.inf)
         win = window_view(xp, self.kernel_size, self.stride)            # (N, C, OH, OW, kh, kw)
         oh, ow = win.shape[2:4]
-        flat = win.reshape(n, c, oh, ow, -1)
+        flat = win.reshape(n, c, oh, ow, win.shape[4] * win.shape[5])   # (no -1: N may be 0)
         arg = flat.argmax(axis=-1)                                      # first maximum
         y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
         if is_grad_enabled():
-            self._cache = (arg, xp.shape)
+            self._cache = ("windows", arg, xp.shape)
         return y
 
-    def backward(self, grad_out):
-        arg, padded_shape = self._cache
+    def _backward_reference(self, grad_out):
+        _, arg, padded_shape = self._cache
         kh, kw = self.kernel_size
         sh, sw = self.stride
         oh, ow = arg.shape[2:]

@@ -1,0 +1,61 @@
+"""Max pooling when the windows tile the input (stride == kernel, no padding).
+
+Then window element ``(di, dj)`` of every window is the strided view
+``x[:, :, di::kh, dj::kw]`` (cropped to ``OH*kh x OW*kw``, PyTorch's floor rule), and
+the maximum is ``kh*kw - 1`` element-wise ``np.maximum`` calls on views -- no window
+copy, no ``argmax`` over a reshaped copy. Views keep the input's memory order, so an
+NCHW-shaped view of NHWC memory stays NHWC.
+
+The backward pass sends each window's gradient to exactly one element: its *first*
+maximum in row-major order (as PyTorch), found from the kept input and output by
+equality tests offset by offset (cheaper than recording an arg-max in the forward pass,
+which inference would pay for too).
+"""
+import numpy as np
+
+
+def _offset_view(x, k, kernel_size, out_size):
+    """Element ``k = di*kw + dj`` of every window: ``x[:, :, di::kh, dj::kw]`` cropped to (OH, OW)."""
+    kh, kw = kernel_size
+    oh, ow = out_size
+    di, dj = divmod(k, kw)
+    return x[:, :, di:di + kh * (oh - 1) + 1:kh, dj:dj + kw * (ow - 1) + 1:kw]
+
+
+def maxpool_tiled_forward(x, kernel_size):
+    """x: (N, C, H, W) -> y: (N, C, OH, OW), ``OH = H // kh``, in the input's memory order."""
+    kh, kw = kernel_size
+    out_size = (x.shape[2] // kh, x.shape[3] // kw)
+    y = np.array(_offset_view(x, 0, kernel_size, out_size), order="K")
+    for k in range(1, kh * kw):
+        np.maximum(y, _offset_view(x, k, kernel_size, out_size), out=y)
+    return y
+
+
+def maxpool_tiled_backward(grad_out, x, y, kernel_size):
+    """dx (shape and memory order of ``x``): ``grad_out[n, c, i, j]`` goes to the first element
+    of window ``(i, j)`` (row-major) that equals the window's maximum ``y[n, c, i, j]``;
+    every other element gets zero. ``taken`` marks windows whose maximum was already found,
+    so a tie sends the gradient once, to the earliest offset."""
+    kh, kw = kernel_size
+    oh, ow = y.shape[2:]
+    dx = np.empty_like(x)
+    h, w = dx.shape[2:]
+    if h != oh * kh:
+        dx[:, :, oh * kh:, :] = 0                             # rows the floor rule dropped
+    if w != ow * kw:
+        dx[:, :, :, ow * kw:] = 0
+    if grad_out.strides != y.strides:     # same memory order as x and y: faster loops below
+        g = np.empty_like(y)
+        g[...] = grad_out
+        grad_out = g
+    taken = None
+    for k in range(kh * kw):
+        hit = _offset_view(x, k, kernel_size, (oh, ow)) == y
+        if taken is None:
+            taken = hit
+        else:
+            hit &= ~taken
+            taken |= hit
+        np.multiply(grad_out, hit, out=_offset_view(dx, k, kernel_size, (oh, ow)))
+    return dx

@@ -1,0 +1,79 @@
+"""Reusable working buffers, and the switch between fast and reference code paths.
+
+Allocating a fresh multi-megabyte array for every batch costs page faults (the
+operating system zeroes each new page). A :class:`Workspace` keeps one buffer per
+name and hands the same memory back while the requested shape and dtype stay the
+same, so the buffers of a training run are bounded by the largest batch, not grown
+with the data set. Buffers handed out by a workspace are scratch: a layer never
+returns one to its caller.
+
+``use_fast_paths(False)`` (or the ``reference_paths()`` context manager) makes every
+layer run its plain reference implementation instead of its fast path; the tests use
+it to check that both give the same results.
+"""
+from contextlib import contextmanager
+
+import numpy as np
+
+_fast = True
+
+
+def fast_paths_enabled():
+    """True when layers may use their fast paths (the default)."""
+    return _fast
+
+
+def use_fast_paths(enabled=True):
+    """Switch the fast paths on or off for the whole process; returns the previous setting."""
+    global _fast
+    previous, _fast = _fast, bool(enabled)
+    return previous
+
+
+@contextmanager
+def reference_paths():
+    """Within this block every layer uses its reference implementation."""
+    previous = use_fast_paths(False)
+    try:
+        yield
+    finally:
+        use_fast_paths(previous)
+
+
+class Workspace:
+    """Named scratch buffers, reused while shape and dtype are unchanged.
+
+    ``get(name, shape, dtype, zero=False)`` returns an uninitialised buffer (or one
+    zero-filled *when it is first allocated* with ``zero=True``: callers that only write
+    its interior keep the zero border across calls).
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, name, shape, dtype, zero=False):
+        shape, dtype = tuple(shape), np.dtype(dtype)
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._buffers[name] = (np.zeros if zero else np.empty)(shape, dtype)
+        return buf
+
+    def flat(self, name, shape, dtype):
+        """An uninitialised buffer of ``shape`` carved from one flat array that only grows:
+        for scratch whose shape changes from call to call (e.g. one per layer)."""
+        size, dtype = int(np.prod(shape)), np.dtype(dtype)
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = self._buffers[name] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
+
+    def clear(self):
+        self._buffers.clear()
+
+    def nbytes(self):
+        return sum(b.nbytes for b in self._buffers.values())
+
+
+# Scratch shared by every layer for buffers used only inside one call (e.g. the
+# column-gradient of a convolution's backward pass): calls run one after another.
+shared_workspace = Workspace()

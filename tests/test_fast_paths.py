@@ -1,0 +1,281 @@
+"""Every fast path gives the reference path's results (float64, tight tolerances).
+
+Fast paths: channels-last Conv2D (kernels.conv_nhwc) with reused workspaces and chunked
+inference, tiled MaxPool2D (kernels.pool_tiled), ReLU keeping its output. Each is
+compared with the same layer under ``reference_paths()`` and, on small inputs, with the
+naive loops of ``scratchcnn.reference``.
+"""
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+import scratchcnn as sc
+from scratchcnn import reference
+from scratchcnn.kernels import Workspace, fast_paths_enabled, reference_paths
+from scratchcnn.nn.module import no_grad
+
+FASHION = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+
+
+def fashion_images(n):
+    """The first ``n`` Fashion-MNIST test images, (n, 1, 28, 28) float64 in [0, 1]."""
+    if not os.path.exists(FASHION):
+        pytest.skip("Fashion-MNIST (Debian package dataset-fashion-mnist) is not installed")
+    with gzip.open(FASHION, "rb") as f:
+        raw = f.read()
+    x = np.frombuffer(raw, dtype=np.uint8, offset=16)[:n * 784]
+    return (x.reshape(n, 1, 28, 28) / 255.0).astype(np.float64)
+
+
+def run_layer(layer, x, g, fast):
+    """Forward and backward once; returns (y, dx, {param name: grad})."""
+    layer.zero_grad()
+    layer._clear_cache()
+    if fast:
+        y = layer(x)
+        dx = layer.backward(g)
+    else:
+        with reference_paths():
+            y = layer(x)
+            dx = layer.backward(g)
+    grads = {k: p.grad.copy() for k, p in layer.named_parameters()}
+    return np.array(y), (None if dx is None else np.array(dx)), grads
+
+
+def assert_same(a, b):
+    ya, dxa, ga = a
+    yb, dxb, gb = b
+    np.testing.assert_allclose(ya, yb, rtol=1e-12, atol=1e-12)
+    if dxa is None or dxb is None:
+        assert dxa is None and dxb is None
+    else:
+        np.testing.assert_allclose(dxa, dxb, rtol=1e-12, atol=1e-12)
+    assert ga.keys() == gb.keys()
+    for k in ga:
+        np.testing.assert_allclose(ga[k], gb[k], rtol=1e-11, atol=1e-11, err_msg=k)
+
+
+def test_fast_paths_are_the_default():
+    assert fast_paths_enabled()
+    with reference_paths():
+        assert not fast_paths_enabled()
+    assert fast_paths_enabled()
+
+
+CONV_CASES = [  # in, out, kernel, stride, padding, (H, W)
+    (1, 8, 3, 1, "same", (28, 28)),
+    (3, 5, 3, 1, "same", (9, 7)),
+    (4, 6, 4, 1, "same", (8, 8)),          # even kernel: asymmetric 'same' padding
+    (2, 3, (2, 3), (2, 1), (1, 2), (9, 10)),
+    (5, 4, 3, 2, 0, (11, 11)),
+    (3, 2, 7, 1, 1, (12, 12)),             # seed D's kernel and padding
+    (6, 7, 1, 1, 0, (5, 4)),
+    (1, 3, 3, 2, 1, (9, 8)),               # one channel (window-view im2col), strided
+    (2, 3, 2, 1, 2, (5, 5)),               # padding >= kernel: col2im instead of full convolution
+    (1, 2, (3, 2), (1, 3), (0, 1), (6, 7)),
+]
+
+
+@pytest.mark.parametrize("cin, cout, k, s, p, hw", CONV_CASES)
+@pytest.mark.parametrize("channels_last_input", [False, True])
+def test_conv_fast_equals_reference(rng, cin, cout, k, s, p, hw, channels_last_input):
+    layer = sc.Conv2D(cin, cout, k, stride=s, padding=p, dtype=np.float64)
+    layer.bias.data = rng.standard_normal(cout)
+    x = rng.standard_normal((3, cin) + hw)
+    if channels_last_input:   # an NCHW view of NHWC memory, as the fast layers pass on
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    shape = layer.output_shape(x.shape[1:])
+    g = rng.standard_normal((3,) + shape)
+    assert_same(run_layer(layer, x, g, fast=True), run_layer(layer, x, g, fast=False))
+
+
+def test_conv_fast_equals_naive_loops(rng):
+    layer = sc.Conv2D(2, 3, 3, stride=(1, 2), padding=1, dtype=np.float64)
+    layer.bias.data = rng.standard_normal(3)
+    x = rng.standard_normal((2, 2, 6, 7))
+    g = rng.standard_normal((2,) + layer.output_shape(x.shape[1:]))
+    y, dx, grads = run_layer(layer, x, g, fast=True)
+    w, b = layer.weight.data, layer.bias.data
+    np.testing.assert_allclose(y, reference.conv2d_forward(x, w, b, layer.stride, layer.pads), atol=1e-12)
+    rdx, rdw, rdb = reference.conv2d_backward(x, w, g, layer.stride, layer.pads)
+    np.testing.assert_allclose(dx, rdx, atol=1e-12)
+    np.testing.assert_allclose(grads["weight"], rdw, atol=1e-12)
+    np.testing.assert_allclose(grads["bias"], rdb, atol=1e-12)
+
+
+def test_conv_first_layer_skips_input_grad(rng):
+    layer = sc.Conv2D(2, 4, 3, padding="same", dtype=np.float64)
+    layer.needs_input_grad = False
+    x = rng.standard_normal((2, 2, 6, 6))
+    g = rng.standard_normal((2, 4, 6, 6))
+    fast, ref = run_layer(layer, x, g, fast=True), run_layer(layer, x, g, fast=False)
+    assert fast[1] is None
+    assert_same(fast, ref)
+
+
+def test_conv_inference_in_chunks_equals_whole_batch(rng, monkeypatch):
+    layer = sc.Conv2D(3, 4, 3, padding=1, dtype=np.float64)
+    x = rng.standard_normal((7, 3, 6, 5))
+    whole = layer(x)
+    # at most two images' im2col rows at a time: 7 images -> chunks of 2, 2, 2, 1
+    monkeypatch.setattr(layer, "max_cols_elements", 2 * 6 * 5 * 27)
+    layer._clear_cache()
+    with no_grad():
+        chunked = layer(x)
+    assert layer._cache is None                      # no_grad keeps nothing for backward
+    np.testing.assert_allclose(chunked, whole, rtol=1e-13, atol=1e-13)
+    with reference_paths(), no_grad():
+        np.testing.assert_allclose(layer(x), whole, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_outputs_are_not_workspace_views(rng):
+    """Buffers are reused between calls, but an output a caller holds never changes."""
+    layer = sc.Conv2D(2, 3, 3, padding="same", dtype=np.float64)
+    x1, x2 = rng.standard_normal((2, 2, 2, 5, 5))
+    y1 = layer(x1)
+    y1_copy = y1.copy()
+    cols_before = layer._cache[1]
+    y2 = layer(x2)
+    assert layer._cache[1] is cols_before            # the im2col workspace was reused
+    np.testing.assert_array_equal(y1, y1_copy)
+    assert not np.shares_memory(y1, y2)
+    dx1 = layer.backward(np.ones_like(y2))
+    dx2 = layer.backward(np.ones_like(y2))
+    assert not np.shares_memory(dx1, dx2)
+
+
+def test_workspace_reuses_and_bounds_buffers():
+    ws = Workspace()
+    a = ws.get("a", (4, 5), np.float32, zero=True)
+    assert not a.any()
+    assert ws.get("a", (4, 5), np.float32) is a
+    assert ws.get("a", (4, 6), np.float32) is not a   # new shape: new buffer, old one dropped
+    f1 = ws.flat("f", (10, 3), np.float64)
+    f2 = ws.flat("f", (2, 5), np.float64)
+    assert np.shares_memory(f1, f2) and f2.shape == (2, 5)
+    assert ws.nbytes() == 4 * 6 * 4 + 30 * 8
+
+
+POOL_CASES = [((2, 2), None, (28, 28)), ((2, 2), None, (7, 9)), ((3, 3), None, (9, 10)),
+              ((2, 3), (2, 3), (8, 9))]
+
+
+@pytest.mark.parametrize("k, s, hw", POOL_CASES)
+@pytest.mark.parametrize("channels_last_input", [False, True])
+def test_maxpool_fast_equals_reference_with_ties(rng, k, s, hw, channels_last_input):
+    pool = sc.MaxPool2D(k, s)
+    assert pool._tiles()
+    x = rng.integers(0, 3, size=(4, 3) + hw).astype(np.float64)   # many ties
+    if channels_last_input:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    g = rng.standard_normal((4,) + pool.output_shape(x.shape[1:]))
+    fast, ref = run_layer(pool, x, g, fast=True), run_layer(pool, x, g, fast=False)
+    assert_same(fast, ref)
+    ry, rdx = reference.maxpool2d_forward_backward(x, pool.kernel_size, pool.stride, pool.pads, g)
+    np.testing.assert_array_equal(fast[0], ry)
+    np.testing.assert_allclose(fast[1], rdx, atol=1e-15)
+
+
+def test_maxpool_sends_gradient_to_first_maximum_on_fashion_mnist():
+    """Real images have large zero backgrounds: most 2x2 windows tie. Each window's gradient
+    must reach exactly one element, the first maximum in row-major order (as PyTorch)."""
+    x = fashion_images(16)
+    pool = sc.MaxPool2D(2)
+    conv = sc.Conv2D(1, 4, 3, padding="same", dtype=np.float64)
+    relu = sc.ReLU()
+    for inp in (x, relu(conv(x))):                     # NCHW images, and NHWC-memory maps
+        g = np.ones((len(inp),) + pool.output_shape(inp.shape[1:]))
+        y, dx, _ = run_layer(pool, inp, g, fast=True)
+        assert (inp == 0).mean() > 0.3                 # there really are ties
+        per_window = dx.reshape(dx.shape[0], dx.shape[1], 14, 2, 14, 2)
+        assert ((per_window != 0).sum(axis=(3, 5)) == 1).all()   # exactly one element per window
+        np.testing.assert_array_equal(per_window.sum(axis=(3, 5)), g)
+        ry, rdx = reference.maxpool2d_forward_backward(inp, (2, 2), (2, 2), (0, 0, 0, 0), g)
+        np.testing.assert_array_equal(y, ry)
+        np.testing.assert_array_equal(dx, rdx)
+
+
+def test_maxpool_overlapping_windows_use_reference_path(rng):
+    pool = sc.MaxPool2D(3, 2)
+    assert not pool._tiles()
+    x = rng.standard_normal((2, 2, 7, 7))
+    g = rng.standard_normal((2, 2, 3, 3))
+    assert_same(run_layer(pool, x, g, fast=True), run_layer(pool, x, g, fast=False))
+
+
+def test_relu_keeps_memory_order_and_gradient(rng):
+    x = rng.standard_normal((3, 4, 5, 6))
+    x[0, 0, 0, :3] = 0.0
+    xv = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    relu = sc.ReLU()
+    y = relu(xv)
+    np.testing.assert_array_equal(y, np.where(x > 0, x, 0.0))
+    assert y.transpose(0, 2, 3, 1).flags.c_contiguous          # still NHWC memory
+    g = rng.standard_normal(x.shape)
+    np.testing.assert_array_equal(relu.backward(g), g * (x > 0))
+    with no_grad():
+        relu2 = sc.ReLU()
+        relu2(x)
+        assert relu2._mask is None
+
+
+def a_complex_like():
+    return sc.Sequential(sc.Conv2D(1, 4, 3, padding="same"), sc.ReLU(), sc.Conv2D(4, 4, 3, padding="same"),
+                         sc.ReLU(), sc.MaxPool2D(2), sc.Conv2D(4, 6, 3, padding="same"), sc.ReLU(),
+                         sc.MaxPool2D(2), sc.Flatten(), sc.Dense(6 * 7 * 7, 8), sc.ReLU(), sc.Dense(8, 10),
+                         input_shape=(1, 28, 28)).to(np.float64)
+
+
+def test_whole_network_step_fast_equals_reference():
+    x = fashion_images(6)
+    labels = np.arange(6) % 10
+    model = a_complex_like()
+    results = []
+    for fast in (True, False):
+        model.zero_grad()
+        crit = sc.CrossEntropyLoss()
+        if fast:
+            loss = crit(model(x), labels)
+            model.backward(crit.backward())
+        else:
+            with reference_paths():
+                loss = crit(model(x), labels)
+                model.backward(crit.backward())
+        results.append((loss, {k: p.grad.copy() for k, p in model.named_parameters()}))
+    (lf, gf), (lr_, gr) = results
+    assert lf == pytest.approx(lr_, rel=1e-13)
+    for k in gf:
+        np.testing.assert_allclose(gf[k], gr[k], rtol=1e-10, atol=1e-13, err_msg=k)
+    with no_grad():
+        fast_out = model(x)
+        with reference_paths():
+            ref_out = model(x)
+    np.testing.assert_allclose(fast_out, ref_out, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_training_matches_reference_closely():
+    x = fashion_images(8).astype(np.float32)
+    labels = np.arange(8) % 10
+    sc.manual_seed(3)
+    model = a_complex_like().to(np.float32)
+    state = model.state_dict()
+    losses = {}
+    for fast in (True, False):
+        model.load_state_dict(state)
+        opt = sc.optim.SGD(model.parameters(), lr=0.05)
+        crit = sc.CrossEntropyLoss()
+        seq = []
+        for _ in range(3):
+            opt.zero_grad()
+            if fast:
+                seq.append(crit(model(x), labels))
+                model.backward(crit.backward())
+            else:
+                with reference_paths():
+                    seq.append(crit(model(x), labels))
+                    model.backward(crit.backward())
+            opt.step()
+        losses[fast] = seq
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)

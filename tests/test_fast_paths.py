@@ -115,12 +115,13 @@ def test_conv_first_layer_skips_input_grad(rng):
     assert_same(fast, ref)
 
 
-def test_conv_inference_in_chunks_equals_whole_batch(rng, monkeypatch):
-    layer = sc.Conv2D(3, 4, 3, padding=1, dtype=np.float64)
-    x = rng.standard_normal((7, 3, 6, 5))
+@pytest.mark.parametrize("cin", [1, 3])       # the one-channel NCHW path and the NHWC path
+def test_conv_inference_in_chunks_equals_whole_batch(rng, monkeypatch, cin):
+    layer = sc.Conv2D(cin, 4, 3, padding=1, dtype=np.float64)
+    x = rng.standard_normal((7, cin, 6, 5))
     whole = layer(x)
     # at most two images' im2col rows at a time: 7 images -> chunks of 2, 2, 2, 1
-    monkeypatch.setattr(layer, "max_cols_elements", 2 * 6 * 5 * 27)
+    monkeypatch.setattr(layer, "max_cols_elements", 2 * 6 * 5 * 9 * cin)
     layer._clear_cache()
     with no_grad():
         chunked = layer(x)

@@ -16,7 +16,6 @@ Shapes: ``xp: (N, Hp, Wp, C)`` padded input, ``cols: (N*OH*OW, kh*kw*C)``,
 ``(C_out, kh, kw, C)`` and flattened).
 """
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 def weight_rows(weight):
@@ -51,12 +50,6 @@ def im2col_nhwc(xp, kernel_size, stride, out_size, out):
     kh, kw = kernel_size
     sh, sw = stride
     oh, ow = out_size
-    if c == 1:
-        # One channel: NHWC is NCHW, and one big window-view copy (contiguous runs of kw
-        # values) beats kh*kw copies of single values.
-        win = sliding_window_view(xp[..., 0], (kh, kw), axis=(1, 2))[:, ::sh, ::sw][:, :oh, :ow]
-        np.copyto(out.reshape(n, oh, ow, kh, kw), win)
-        return out
     cols6 = out.reshape(n, oh, ow, kh, kw, c)
     for di in range(kh):
         for dj in range(kw):
@@ -81,53 +74,66 @@ def col2im_nhwc(dcols, kernel_size, stride, out_size, out):
     return out
 
 
-def flipped_weight_blocks(weight):
-    """``(C_out, C, kh, kw) -> (kh, kw*C_out, C)``: block ``ei`` holds
-    ``w[o, c, kh-1-ei, kw-1-ej]`` at row ``(ej, o)``, the kernel of the full convolution below."""
+def flipped_weight_rows(weight):
+    """``(C_out, C, kh, kw) -> (kh*kw*C_out, C)``: row ``(ei, ej, o)`` holds
+    ``w[o, :, kh-1-ei, kw-1-ej]``, the kernel of the full convolution below."""
     o, c, kh, kw = weight.shape
     wf = weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)            # (kh, kw, C_out, C)
-    return np.ascontiguousarray(wf).reshape(kh, kw * o, c)
+    return np.ascontiguousarray(wf).reshape(kh * kw * o, c)
 
 
-def shifted_rows(flat, start, rows, width, step):
-    """Read-only matrix ``(rows, width)`` whose row ``r`` is ``flat[start + r*step : ... + width]``.
-
-    Rows overlap in memory: with ``step = C`` and ``width = kw*C`` on a flattened NHWC image,
-    row ``r`` is the ``kw`` neighbouring pixels ``r, r+1, ...`` -- a slice of im2col without
-    building it."""
-    item = flat.itemsize
-    return np.lib.stride_tricks.as_strided(flat[start:], (rows, width), (step * item, item),
-                                           writeable=False)
-
-
-def conv_input_grad_nhwc(g, wf_blocks, in_hw, pads, gpad, tmp):
+def conv_input_grad_nhwc(g, wf_rows, in_hw, pads, gpad, cols):
     """Input gradient of a stride-1 convolution as a *full* convolution (no col2im scatter).
 
     ``dx[n, i, j] = sum_{ei, ej, o} gpad[n, i + ei, j + ej, o] * w[o, :, kh-1-ei, kw-1-ej]``
     where ``gpad`` is ``g: (N, OH, OW, C_out)`` placed at offset ``(kh-1-top, kw-1-left)`` in
     zeros of shape ``(N, H+kh-1, W+kw-1, C_out)`` (``gpad``: a buffer with zero border, as
-    left by previous calls). On the flattened grid, the ``kw`` horizontal neighbours of a
-    pixel are contiguous, so each kernel row ``ei`` is one matrix product of
-    :func:`shifted_rows` with ``wf_blocks[ei]: (kw*C_out, C)``; ``tmp: (M, C)`` is scratch.
-    Returns dx: (N, H, W, C), a view of a fresh array.
+    left by previous calls). That is an ordinary "valid" convolution of ``gpad`` with the
+    flipped kernel, so it is one :func:`im2col_nhwc` into ``cols: (N*H*W, kh*kw*C_out)`` and
+    one matrix product with ``wf_rows: (kh*kw*C_out, C)`` (:func:`flipped_weight_rows`).
+    Returns dx: (N, H, W, C), a fresh array.
     """
     n, oh, ow, o = g.shape
-    kh = wf_blocks.shape[0]
-    kw = wf_blocks.shape[1] // o
-    c = wf_blocks.shape[2]
     h, w = in_hw
+    kh = gpad.shape[1] - h + 1
+    kw = gpad.shape[2] - w + 1
     top, _, left, _ = pads
-    gh, gw = h + kh - 1, w + kw - 1
     oi, oj = kh - 1 - top, kw - 1 - left
     gpad[:, oi:oi + oh, oj:oj + ow, :] = g
-    flat = gpad.reshape(-1)
-    rows = n * gh * gw - (kh - 1) * gw - (kw - 1)     # last row whose window stays inside
-    out = np.empty((n * gh * gw, c), dtype=g.dtype)
-    for ei in range(kh):
-        a = shifted_rows(flat, ei * gw * o, rows, kw * o, o)
-        if ei == 0:
-            np.matmul(a, wf_blocks[0], out=out[:rows])
-        else:
-            np.matmul(a, wf_blocks[ei], out=tmp)
-            out[:rows] += tmp
-    return out.reshape(n, gh, gw, c)[:, :h, :w, :]
+    im2col_nhwc(gpad, (kh, kw), (1, 1), (h, w), cols)
+    return (cols @ wf_rows).reshape(n, h, w, wf_rows.shape[1])
+
+
+# ---- one input channel: NCHW output from one batched product --------------------------
+# With a single input channel there is nothing to gain from channels-last: the image's
+# receptive fields are gathered as ``colsT: (N, kh*kw, OH*OW)`` (one block copy per kernel
+# offset, each a contiguous (OH, OW) image when the stride is 1) and ``W: (C_out, kh*kw)``
+# times ``colsT[n]`` is directly the NCHW output ``(C_out, OH*OW)`` of image n.
+
+def im2col_one_channel(xp, kernel_size, stride, out_size, out):
+    """``xp: (N, Hp, Wp)`` -> ``out: (N, kh*kw, OH*OW)``, row ``(di, dj)`` of image n holding
+    ``xp[n, i*sh + di, j*sw + dj]`` at column ``(i, j)``."""
+    n = xp.shape[0]
+    kh, kw = kernel_size
+    sh, sw = stride
+    oh, ow = out_size
+    o5 = out.reshape(n, kh, kw, oh, ow)
+    for di in range(kh):
+        for dj in range(kw):
+            o5[:, di, dj] = xp[:, di:di + sh * (oh - 1) + 1:sh, dj:dj + sw * (ow - 1) + 1:sw]
+    return out
+
+
+def col2im_one_channel(dcols, kernel_size, stride, out_size, out):
+    """Adjoint of :func:`im2col_one_channel`: ``dcols: (N, kh*kw, OH*OW)`` added back onto
+    ``out: (N, Hp, Wp)`` (overwritten), one strided slice-add per kernel offset."""
+    n = out.shape[0]
+    kh, kw = kernel_size
+    sh, sw = stride
+    oh, ow = out_size
+    d5 = dcols.reshape(n, kh, kw, oh, ow)
+    out[...] = 0
+    for di in range(kh):
+        for dj in range(kw):
+            out[:, di:di + sh * (oh - 1) + 1:sh, dj:dj + sw * (ow - 1) + 1:sw] += d5[:, di, dj]
+    return out

@@ -3,8 +3,9 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..kernels import col2im, conv_output_size, im2col, normalize_padding, pad2d, pair, unpad2d
-from ..kernels import (Workspace, col2im_nhwc, conv_input_grad_nhwc, fast_paths_enabled,
-                       flipped_weight_blocks, im2col_nhwc, pad_nhwc, shared_workspace, weight_from_rows,
+from ..kernels import (Workspace, col2im_nhwc, col2im_one_channel, conv_input_grad_nhwc, fast_paths_enabled,
+                       im2col_one_channel,
+                       flipped_weight_rows, im2col_nhwc, pad_nhwc, shared_workspace, weight_from_rows,
                        weight_rows)
 from .init import init_bias, init_weight
 from .module import Module, Parameter, is_grad_enabled
@@ -101,15 +102,20 @@ class Conv2D(Module):
 
     # ---- maths --------------------------------------------------------
     def forward(self, x):
-        if fast_paths_enabled():
-            return self._forward_fast(x)
-        return self._forward_reference(x)
+        if not fast_paths_enabled() or x.shape[0] == 0:
+            return self._forward_reference(x)
+        if self.in_channels == 1:
+            return self._forward_one_channel(x)
+        return self._forward_fast(x)
 
     def backward(self, grad_out):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before a forward pass with gradients on")
-        if self._cache[0] == "fast":
+        path = self._cache[0]
+        if path == "fast":
             return self._backward_fast(grad_out)
+        if path == "one_channel":
+            return self._backward_one_channel(grad_out)
         return self._backward_reference(grad_out)
 
     # reference path: NCHW im2col, one product, col2im
@@ -142,8 +148,6 @@ class Conv2D(Module):
     def _forward_fast(self, x):
         """x: (N, C, H, W), any memory order -> (N, C_out, OH, OW), an NCHW view of NHWC memory."""
         n, c, h, w = x.shape
-        if n == 0:
-            return self._forward_reference(x)
         t, b, l, r = self.pads
         kh, kw = self.kernel_size
         o = self.out_channels
@@ -162,7 +166,10 @@ class Conv2D(Module):
             m = xs.shape[0]
             if t or b or l or r:
                 xp = self._ws.get("xp", (chunk,) + padded + (c,), x.dtype, zero=True)[:m]
-                pad_nhwc(xs, self.pads, xp)
+                pad_nhwc(xs, self.pads, xp)        # (also turns NCHW memory into NHWC)
+            elif not xs.flags.c_contiguous:
+                xp = self._ws.get("xp", (chunk, h, w, c), x.dtype)[:m]
+                xp[...] = xs                        # one layout change, then block copies
             else:
                 xp = xs
             if grad:
@@ -195,15 +202,72 @@ class Conv2D(Module):
             oh_, ow_ = (hp - kh + 1, wp - kw + 1)
             h, w = hp - t - b, wp - l - r
             gpad = self._ws.get("gpad", (n, h + kh - 1, w + kw - 1, self.out_channels), g.dtype, zero=True)
-            rows = n * (h + kh - 1) * (w + kw - 1) - (kh - 1) * (w + kw - 1) - (kw - 1)
             dx = conv_input_grad_nhwc(g.reshape(n, oh_, ow_, self.out_channels),
-                                      flipped_weight_blocks(self.weight.data), (h, w), self.pads, gpad,
-                                      shared_workspace.flat("tmp", (rows, c), g.dtype))
+                                      flipped_weight_rows(self.weight.data), (h, w), self.pads, gpad,
+                                      shared_workspace.flat("dcols", (n * h * w, kh * kw * self.out_channels),
+                                                            g.dtype))
             return dx.transpose(0, 3, 1, 2)
         dcols = np.matmul(g, w_rows, out=shared_workspace.flat("dcols", cols.shape, cols.dtype))
         dxp = col2im_nhwc(dcols, self.kernel_size, self.stride, (oh, ow),
                           np.empty(padded_shape, dtype=cols.dtype))
         return dxp[:, t:hp - b, l:wp - r, :].transpose(0, 3, 1, 2)
+
+    # fast path for one input channel (the first layer on gray images): NCHW throughout
+    def _forward_one_channel(self, x):
+        """x: (N, 1, H, W) -> (N, C_out, OH, OW), C-contiguous NCHW.
+
+        ``y[n] = W2 @ colsT[n]`` with ``W2: (C_out, kh*kw)`` and ``colsT[n]: (kh*kw, OH*OW)``
+        (see :func:`scratchcnn.kernels.im2col_one_channel`): one batched matrix product."""
+        n, _, h, w = x.shape
+        t, b, l, r = self.pads
+        kh, kw = self.kernel_size
+        o = self.out_channels
+        oh = conv_output_size(h, kh, self.stride[0], t, b)
+        ow = conv_output_size(w, kw, self.stride[1], l, r)
+        padded = (h + t + b, w + l + r)
+        w2 = self.weight.data.reshape(o, kh * kw)
+        grad = is_grad_enabled()
+        chunk = n if grad else max(1, min(n, self.max_cols_elements // (oh * ow * kh * kw)))
+        y = np.empty((n, o, oh * ow), dtype=x.dtype)
+        for s in range(0, n, chunk):
+            xs = x[s:s + chunk, 0]
+            m = xs.shape[0]
+            if t or b or l or r:
+                xp = self._ws.get("xp1", (chunk,) + padded, x.dtype, zero=True)[:m]
+                xp[:, t:t + h, l:l + w] = xs      # the border stays zero
+            else:
+                xp = xs
+            if grad:
+                cols = self._ws.get("cols1", (n, kh * kw, oh * ow), x.dtype)
+            else:
+                cols = shared_workspace.flat("cols", (m, kh * kw, oh * ow), x.dtype)
+            im2col_one_channel(xp, self.kernel_size, self.stride, (oh, ow), cols)
+            np.matmul(w2, cols, out=y[s:s + m])
+        if self.use_bias:
+            y += self.bias.data[:, None]
+        if grad:
+            self._cache = ("one_channel", cols, (n,) + padded, (oh, ow))
+        return y.reshape(n, o, oh, ow)
+
+    def _backward_one_channel(self, grad_out):
+        """grad_out: (N, C_out, OH, OW). ``dW = sum_n g[n] @ colsT[n]^T`` (a batched product,
+        then a sum over the batch), ``db`` = sums of g over (N, OH, OW), and, when needed,
+        ``dcolsT[n] = W2^T @ g[n]`` added back onto the pixels by col2im."""
+        _, cols, padded_shape, (oh, ow) = self._cache
+        n = padded_shape[0]
+        o = self.out_channels
+        g = grad_out.reshape(n, o, oh * ow)
+        if self.weight.requires_grad:
+            self.weight.grad += np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0).reshape(self.weight.data.shape)
+        if self.use_bias and self.bias.requires_grad:
+            self.bias.grad += g.sum(axis=(0, 2))
+        if not self.needs_input_grad:
+            return None
+        dcols = np.matmul(self.weight.data.reshape(o, -1).T, g)          # (N, kh*kw, OH*OW)
+        dxp = col2im_one_channel(dcols, self.kernel_size, self.stride, (oh, ow),
+                                 np.empty(padded_shape, dtype=dcols.dtype))
+        t, b, l, r = self.pads
+        return dxp[:, None, t:padded_shape[1] - b, l:padded_shape[2] - r]
 
     def _clear_cache(self):
         self._cache = None

@@ -1,4 +1,17 @@
-"""Winograd F(2x2, 3x3): a stride-1 3x3 convolution with 2.25x fewer multiplications.
+"""Probe: would Winograd F(2x2, 3x3) make scratchcnn's 3x3 convolutions faster? (No, in NumPy.)
+
+Run from the repository root:  python benchmarks/winograd_probe.py
+
+It times, at one BLAS thread, the forward pass of A complex's three 3x3 convolutions
+(batch 64) both ways -- Winograd (input transform + 16 batched products + output
+transform) and the library's channels-last im2col + one product -- after checking that
+they agree. The products shrink as promised (2.25x fewer multiplications), but each
+transform is a few dozen element-wise NumPy passes over arrays as large as the layer's
+input, and those memory-bound passes cost more than the multiplications saved, so the
+library does not use it. (Kept here, outside the package, as the measurement behind that
+choice; see docs/performance.md.)
+
+Winograd F(2x2, 3x3): a stride-1 3x3 convolution with 2.25x fewer multiplications.
 
 Lavin & Gray (2016). Each 2x2 block of outputs is computed from a 4x4 tile ``d`` of the
 (padded) input, tiles overlapping by 2:
@@ -11,11 +24,14 @@ so for every one of the 16 positions ``xi`` the channel sum is one matrix produc
 im2col's 36 * T * C * C_out. The transforms B, G, A only add and subtract (and halve).
 
 Backward, the adjoint of each step: ``dM = A dY A^T`` (per tile), ``dU[xi] = V[xi]^T dM[xi]``,
-``dw = G^T dU G``. (The input gradient uses :func:`conv_nhwc.conv_input_grad_nhwc`.)
+``dw = G^T dU G``.
 
 All arrays are channels-last: ``xp: (N, Hp, Wp, C)`` with ``Hp = OH + 2``, ``Wp = OW + 2``,
 ``OH`` and ``OW`` even; tiles are ``(N, OH/2, OW/2)`` = ``T``.
 """
+import sys
+import time
+
 import numpy as np
 
 BT = np.array([[1, 0, -1, 0],
@@ -102,3 +118,45 @@ def output_grad_transform(g, out):
         for b in range(4):
             _combine(AT[:, a], [t[r][b] for r in range(2)], dm[a, b])
     return out
+
+
+def _time(f, repeats=10):
+    f()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        f()
+    return (time.perf_counter() - t0) / repeats * 1e3
+
+
+def main():
+    from scratchcnn import set_num_threads
+    from scratchcnn.kernels import im2col_nhwc, weight_rows
+    set_num_threads(1)
+    rng = np.random.default_rng(0)
+    print("| layer (batch 64) | Winograd: input / products / output = total ms | im2col: copy / product = total ms |")
+    print("|---|---|---|")
+    for n, h, c, o in [(64, 28, 32, 32), (64, 14, 32, 64), (64, 14, 64, 64)]:
+        xp = rng.random((n, h + 2, h + 2, c), dtype=np.float32)
+        w = rng.standard_normal((o, c, 3, 3)).astype(np.float32)
+        th = h // 2
+        v = np.empty((16, n * th * th, c), np.float32)
+        u = transform_weight(w)
+        m = np.empty((16, n * th * th, o), np.float32)
+        y = np.empty((n, h, h, o), np.float32)
+        ti = _time(lambda: transform_input(xp, v))
+        tg = _time(lambda: np.matmul(v, u, out=m))
+        to = _time(lambda: output_transform(m, n, th, th, y))
+        cols = np.empty((n * h * h, 9 * c), np.float32)
+        wr = weight_rows(w)
+        y2 = np.empty((n * h * h, o), np.float32)
+        tc = _time(lambda: im2col_nhwc(xp, (3, 3), (1, 1), (h, h), cols))
+        tm = _time(lambda: np.matmul(cols, wr.T, out=y2))
+        err = np.abs(y.reshape(-1, o) - y2).max() / np.abs(y2).max()
+        if err > 1e-5:
+            sys.exit(f"Winograd and im2col disagree: relative error {err:.1e}")
+        print(f"| {c}->{o} on {h}x{h} | {ti:.1f} / {tg:.1f} / {to:.1f} = **{ti + tg + to:.1f}** "
+              f"| {tc:.1f} / {tm:.1f} = **{tc + tm:.1f}** |")
+
+
+if __name__ == "__main__":
+    main()

@@ -81,10 +81,26 @@ def seed_e(input_shape, num_classes):
 
 
 def strong_cnn(input_shape, num_classes):
-    """scratchcnn's stronger model for 28x28 images (MNIST, Fashion-MNIST): two conv blocks
-    (3x3 same, 32 then 64 maps, each BatchNorm, ReLU, 2x2 max-pool), Dropout, a 256-wide
-    BatchNorm'd Dense, Dropout, the classifier. About 4x fewer multiply-adds than seed A's
-    complex network."""
+    """scratchcnn's stronger model for 28x28 images (MNIST, Fashion-MNIST): seed A's complex
+    layout (two blocks of two 3x3 'same' convolutions, 32 then 64 maps, each block ending in a
+    2x2 max-pool) with BatchNorm after every convolution, Dropout, a 256-wide BatchNorm'd Dense,
+    Dropout, the classifier. Convolutions and the hidden Dense have no bias (BatchNorm's shift
+    replaces it)."""
+    c, h, w = input_shape
+    layers, cin = [], c
+    for cout in (32, 64):
+        layers += [Conv2D(cin, cout, 3, padding="same", bias=False), BatchNorm2D(cout), ReLU(),
+                   Conv2D(cout, cout, 3, padding="same", bias=False), BatchNorm2D(cout), ReLU(), MaxPool2D(2)]
+        cin = cout
+    layers += [Flatten(), Dropout(0.3), Dense(_flat(64, h // 4, w // 4), 256, bias=False),
+               BatchNorm1D(256), ReLU(), Dropout(0.3), Dense(256, num_classes, init="glorot")]
+    return Sequential(*layers, input_shape=input_shape)
+
+
+def strong_light_cnn(input_shape, num_classes):
+    """A lighter stronger model for 28x28 images, about 4x fewer multiply-adds than
+    :func:`strong_cnn`: one 3x3 convolution per block (32 then 64 maps, BatchNorm, ReLU, 2x2
+    max-pool), Dropout, a 256-wide BatchNorm'd Dense, Dropout, the classifier."""
     c, h, w = input_shape
     return Sequential(Conv2D(c, 32, 3, padding="same", bias=False), BatchNorm2D(32), ReLU(), MaxPool2D(2),
                       Conv2D(32, 64, 3, padding="same", bias=False), BatchNorm2D(64), ReLU(), MaxPool2D(2),
@@ -141,6 +157,10 @@ PRESETS = {p.name: p for p in [
            small_cnn, dict(optimizer="adam", epochs=30, batch_size=32, lr=2e-3, schedule="cosine"), "digits"),
     Preset("strong", "stronger CNN for 28x28 (MNIST, Fashion-MNIST): BatchNorm, Dropout, Adam + cosine, "
            "shift and flip augmentation", strong_cnn,
+           dict(optimizer="adam", epochs=15, batch_size=64, lr=2e-3, schedule="cosine", augment="shift2-flip"),
+           "fashion-mnist"),
+    Preset("strong-light", "the lighter stronger CNN for 28x28 (one conv per block, ~4x less work than "
+           "'strong'): BatchNorm, Dropout, Adam + cosine, shift and flip augmentation", strong_light_cnn,
            dict(optimizer="adam", epochs=20, batch_size=64, lr=2e-3, schedule="cosine", augment="shift2-flip"),
            "fashion-mnist"),
     Preset("strong-mnist", "the stronger CNN for MNIST digits (no flips: digits are not mirror-symmetric)",

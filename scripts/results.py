@@ -43,7 +43,7 @@ ROWS = [
      dict(dataset="fashion-mnist", model="seed-e", val_split=0.0, seeds=[0, 1, 2, 3, 4]),
      "classes 0,1,2; 25 train / 10 test per class; 50 epochs, per-sample SGD lr 0.001 (seed's)"),
     ("strong-fashion", "stronger preset", "published two-conv baselines: 91-93%; target >= 93%",
-     dict(dataset="fashion-mnist", model="strong"), "the 'strong' preset: BatchNorm, Dropout, Adam + cosine, shift+flip"),
+     dict(dataset="fashion-mnist", model="strong"), "the 'strong' preset: seed A complex's layout with BatchNorm, Dropout, Adam + cosine, shift+flip, 15 epochs"),
     ("strong-light-fashion", "stronger preset", "published two-conv baselines: 91-93%",
      dict(dataset="fashion-mnist", model="strong-light"), "the 'strong-light' preset: one conv per block, 20 epochs"),
     ("small-digits", "stronger preset", "(seed B's data)",

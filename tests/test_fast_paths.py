@@ -280,3 +280,41 @@ def test_float32_training_matches_reference_closely():
             opt.step()
         losses[fast] = seq
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["nchw-view-of-nhwc", "nchw", "2d"])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("grad_layout", ["same", "nchw"])
+def test_batchnorm_rows_path_equals_reference(rng, layout, training, grad_layout):
+    """BatchNorm's fast path on (M, C) rows (conv NHWC memory, BatchNorm1D input) and on
+    (N, C, H*W) planes (NCHW memory) == the reference path: outputs, input and parameter
+    gradients, running statistics, in float64; gradients in another memory order included."""
+    if layout == "2d":
+        bn, x = sc.BatchNorm1D(5, momentum=0.3, dtype=np.float64), rng.standard_normal((7, 5)) * 3 + 1
+    else:
+        bn = sc.BatchNorm2D(5, momentum=0.3, dtype=np.float64)
+        x = rng.standard_normal((3, 5, 4, 6)) * 3 + 1
+        if layout == "nchw-view-of-nhwc":
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    bn.weight.data = rng.standard_normal(5)
+    bn.bias.data = rng.standard_normal(5)
+    g = rng.standard_normal(x.shape)
+    if grad_layout == "same":
+        g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if layout == "nchw-view-of-nhwc" else g
+    elif x.ndim == 2:
+        g = np.asfortranarray(g)                     # not C-contiguous: the copy branch
+    elif layout == "nchw":
+        g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)   # NHWC gradient
+    results = []
+    for fast in (True, False):
+        layer = sc.BatchNorm1D(5, momentum=0.3, dtype=np.float64) if x.ndim == 2 else \
+            sc.BatchNorm2D(5, momentum=0.3, dtype=np.float64)
+        layer.load_state_dict(bn.state_dict())
+        layer.train(training)
+        layer.needs_input_grad = True
+        out = run_layer(layer, x, g, fast=fast)
+        results.append((out, layer.running_mean.copy(), layer.running_var.copy()))
+        assert (layer._cache[0] == "fast") == fast
+    assert_same(results[0][0], results[1][0])
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12)
+    np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-12)

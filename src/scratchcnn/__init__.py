@@ -5,6 +5,7 @@
     ...                       sc.Flatten(), sc.Dense(8 * 14 * 14, 10), input_shape=(1, 28, 28))
 """
 from . import optim
+from .kernels.allocator import tune_on_import as _tune_allocator
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 from .errors import (ConfigError, DatasetError, LabelError, ModelFileError, ScratchCNNError, ShapeError,
                      TrainingDivergedError)
@@ -17,6 +18,8 @@ from .serialization import load, save
 from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
+
+_tune_allocator()     # keep freed memory for reuse (see scratchcnn.kernels.allocator)
 
 __all__ = [
     "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Callback", "ConfigError", "Conv2D", "CrossEntropyLoss",

@@ -3,8 +3,10 @@
 * :mod:`.im2col` -- im2col / col2im and window views on NCHW arrays (the reference paths);
 * :mod:`.conv_nhwc` -- the fast channels-last convolution kernels;
 * :mod:`.pool_tiled` -- max pooling by strided views when windows tile the input;
-* :mod:`.workspace` -- reusable buffers and the fast / reference switch.
+* :mod:`.workspace` -- reusable buffers and the fast / reference switch;
+* :mod:`.allocator` -- keeps freed memory in the process (no page faults every batch).
 """
+from .allocator import allocator_tuned, keep_freed_memory
 from .conv_nhwc import (col2im_nhwc, col2im_one_channel, im2col_one_channel, conv_input_grad_nhwc, flipped_weight_rows, im2col_nhwc, pad_nhwc,
                         weight_from_rows, weight_rows)
 from .im2col import (col2im, conv_output_size, im2col, normalize_padding, pad2d, pair,
@@ -13,7 +15,7 @@ from .pool_tiled import maxpool_tiled_backward, maxpool_tiled_forward
 from .workspace import (Workspace, fast_paths_enabled, reference_paths, shared_workspace,
                         use_fast_paths)
 
-__all__ = ["Workspace", "col2im", "col2im_nhwc", "col2im_one_channel", "im2col_one_channel", "conv_input_grad_nhwc", "flipped_weight_rows",
+__all__ = ["Workspace", "allocator_tuned", "keep_freed_memory", "col2im", "col2im_nhwc", "col2im_one_channel", "im2col_one_channel", "conv_input_grad_nhwc", "flipped_weight_rows",
            "conv_output_size", "fast_paths_enabled", "im2col",
            "im2col_nhwc", "maxpool_tiled_backward", "maxpool_tiled_forward", "normalize_padding",
            "pad2d", "pad_nhwc", "pair", "reference_paths", "shared_workspace", "unpad2d",

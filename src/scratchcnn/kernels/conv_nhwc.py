@@ -82,7 +82,7 @@ def flipped_weight_rows(weight):
     return np.ascontiguousarray(wf).reshape(kh * kw * o, c)
 
 
-def conv_input_grad_nhwc(g, wf_rows, in_hw, pads, gpad, cols):
+def conv_input_grad_nhwc(g, wf_rows, in_hw, pads, gpad, cols, out=None):
     """Input gradient of a stride-1 convolution as a *full* convolution (no col2im scatter).
 
     ``dx[n, i, j] = sum_{ei, ej, o} gpad[n, i + ei, j + ej, o] * w[o, :, kh-1-ei, kw-1-ej]``
@@ -91,7 +91,7 @@ def conv_input_grad_nhwc(g, wf_rows, in_hw, pads, gpad, cols):
     left by previous calls). That is an ordinary "valid" convolution of ``gpad`` with the
     flipped kernel, so it is one :func:`im2col_nhwc` into ``cols: (N*H*W, kh*kw*C_out)`` and
     one matrix product with ``wf_rows: (kh*kw*C_out, C)`` (:func:`flipped_weight_rows`).
-    Returns dx: (N, H, W, C), a fresh array.
+    Returns dx: (N, H, W, C), written into ``out: (N*H*W, C)`` when given, else a fresh array.
     """
     n, oh, ow, o = g.shape
     h, w = in_hw
@@ -101,7 +101,7 @@ def conv_input_grad_nhwc(g, wf_rows, in_hw, pads, gpad, cols):
     oi, oj = kh - 1 - top, kw - 1 - left
     gpad[:, oi:oi + oh, oj:oj + ow, :] = g
     im2col_nhwc(gpad, (kh, kw), (1, 1), (h, w), cols)
-    return (cols @ wf_rows).reshape(n, h, w, wf_rows.shape[1])
+    return np.matmul(cols, wf_rows, out=out).reshape(n, h, w, wf_rows.shape[1])
 
 
 # ---- one input channel: NCHW output from one batched product --------------------------

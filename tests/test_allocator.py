@@ -1,0 +1,56 @@
+"""The allocator tuning (scratchcnn.kernels.allocator): freed big arrays are reused, not
+faulted in again every batch; SCRATCHCNN_MALLOC=system leaves the C library alone."""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+import scratchcnn as sc
+
+CHILD = r"""
+import json, resource, sys
+import numpy as np
+import scratchcnn as sc
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+from scratchcnn.presets import seed_d
+sc.manual_seed(0)
+model = seed_d((1, 28, 28), 10)                      # conv 32@7x7: 4.7 MB outputs at batch 64
+x = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
+with sc.no_grad():
+    model(x)                                         # warm up: workspaces, the heap grows once
+    before = faults()
+    for _ in range(20):
+        model(x)                                     # fresh conv / ReLU outputs every batch
+print(json.dumps({"tuned": sc.kernels.allocator_tuned(), "faults": faults() - before}))
+"""
+
+
+def _child(env_value):
+    env = dict(os.environ)
+    env.pop("SCRATCHCNN_MALLOC", None)
+    if env_value is not None:
+        env["SCRATCHCNN_MALLOC"] = env_value
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="mallopt tuning applies to glibc only")
+def test_freed_arrays_are_reused_without_page_faults():
+    tuned, system = _child(None), _child("system")
+    assert tuned["tuned"] is True and system["tuned"] is False
+    pages_per_array = 64 * 32 * 24 * 24 * 4 // 4096
+    # glibc's default gives big freed blocks back to the system: new ones fault their pages in
+    assert system["faults"] > 10 * pages_per_array
+    # tuned: the same heap pages serve every batch
+    assert tuned["faults"] < pages_per_array
+
+
+def test_keep_freed_memory_is_idempotent():
+    first = sc.kernels.keep_freed_memory()
+    assert sc.kernels.keep_freed_memory() == first == sc.kernels.allocator_tuned()

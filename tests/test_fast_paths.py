@@ -332,3 +332,88 @@ def test_batchnorm_rows_path_equals_reference(rng, layout, training, grad_layout
     assert_same(results[0][0], results[1][0])
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12)
     np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-12)
+
+
+# ---- Winograd F(2x2, 3x3) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("cin,cout,padding,hw,bias", [
+    (4, 4, 1, (8, 8), True), (5, 6, 0, (7, 9), False), (8, 4, "same", (5, 4), True),
+    (4, 7, 2, (3, 3), True), (6, 5, (2, 0), (6, 7), False), (4, 4, (0, 1), (9, 3), True)])
+@pytest.mark.parametrize("pieces", [False, True])
+def test_winograd_equals_reference(rng, monkeypatch, cin, cout, padding, hw, bias, pieces):
+    """The Winograd path gives the reference im2col path's forward, input gradient and
+    parameter gradients (float64, 1e-12), whole batch or piece by piece."""
+    layer = sc.Conv2D(cin, cout, 3, padding=padding, bias=bias, dtype=np.float64)
+    assert layer.uses_winograd()
+    if pieces:
+        monkeypatch.setattr(layer, "max_cols_elements", 16 * 25 * max(cin, cout))   # ~1-2 images a piece
+    x = rng.standard_normal((5, cin) + hw)
+    g = rng.standard_normal((5,) + layer.output_shape(x.shape[1:]))
+    fast = run_layer(layer, x, g, fast=True)
+    assert layer._cache[0] == "winograd"
+    assert_same(fast, run_layer(layer, x, g, fast=False))
+    # again with the workspaces of the first call reused (their zero borders must have survived)
+    assert_same(run_layer(layer, -x, g, fast=True), run_layer(layer, -x, g, fast=False))
+
+
+def test_winograd_first_layer_and_inference(rng):
+    layer = sc.Conv2D(4, 6, 3, padding=1, dtype=np.float64)
+    layer.needs_input_grad = False
+    x = rng.standard_normal((3, 4, 7, 6))
+    g = rng.standard_normal((3, 6, 7, 6))
+    fast = run_layer(layer, x, g, fast=True)
+    assert fast[1] is None
+    assert_same(fast, run_layer(layer, x, g, fast=False))
+    layer._clear_cache()
+    with no_grad():
+        y = layer(x)
+    assert layer._cache is None
+    np.testing.assert_allclose(y, fast[0], rtol=1e-13, atol=1e-13)
+
+
+def test_winograd_float32_is_close_to_im2col(rng):
+    """In float32 Winograd and im2col differ by rounding only."""
+    layer = sc.Conv2D(32, 32, 3, padding="same")
+    x = rng.standard_normal((4, 32, 28, 28)).astype(np.float32)
+    g = rng.standard_normal((4, 32, 28, 28)).astype(np.float32)
+    wino = run_layer(layer, x, g, fast=True)
+    layer.winograd_min_channels = None
+    assert not layer.uses_winograd()
+    im2col = run_layer(layer, x, g, fast=True)
+    for a, b in zip(wino[:2], im2col[:2]):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+    np.testing.assert_allclose(wino[2]["weight"], im2col[2]["weight"], rtol=1e-4,
+                               atol=1e-4 * np.abs(im2col[2]["weight"]).max())
+
+
+def test_winograd_is_chosen_only_where_it_applies():
+    assert sc.Conv2D(32, 32, 3, padding="same").uses_winograd()
+    assert sc.Conv2D(4, 4, 3).uses_winograd()
+    assert not sc.Conv2D(3, 32, 3, padding=1).uses_winograd()          # too few input channels
+    assert not sc.Conv2D(32, 2, 3, padding=1).uses_winograd()          # too few output channels
+    assert not sc.Conv2D(32, 32, 3, stride=2, padding=1).uses_winograd()
+    assert not sc.Conv2D(32, 32, 5, padding=2).uses_winograd()
+    assert not sc.Conv2D(32, 32, (3, 1), padding=1).uses_winograd()
+    assert not sc.Conv2D(32, 32, 3, padding=3).uses_winograd()
+    with reference_paths():
+        layer = sc.Conv2D(8, 8, 3, padding=1)
+        layer(np.zeros((1, 8, 5, 5), np.float32))
+        assert layer._cache[0] == "reference"
+
+
+def test_winograd_transforms_are_adjoint(rng):
+    """<U(w), dU> == <w, U^T(dU)> and <tiles(y), dy> == <y, untile(dy)>: the backward maps are the
+    exact adjoints of the forward ones (float64)."""
+    from scratchcnn.kernels import winograd as wg
+    w = rng.standard_normal((5, 3, 3, 3))
+    du = rng.standard_normal((16, 3, 5))
+    lhs = np.sum(wg.winograd_weight(w) * du)
+    rhs = np.sum(w * wg.winograd_weight_grad(du, w.shape))
+    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
+    # a 3x3 convolution of one 4x4 patch equals the Winograd formula
+    d = rng.standard_normal((4, 4))
+    k = rng.standard_normal((3, 3))
+    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * k) for j in range(2)] for i in range(2)])
+    wino = wg.AT @ ((wg.G @ k @ wg.G.T) * (wg.BT @ d @ wg.BT.T)) @ wg.AT.T
+    np.testing.assert_allclose(wino, direct, rtol=1e-12, atol=1e-12)

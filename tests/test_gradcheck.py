@@ -30,6 +30,9 @@ STACKS = {
     "batchnorm1d-dropout": lambda: sc.Sequential(sc.Conv2D(2, 3, 3), sc.GlobalAvgPool2D(), sc.Dense(3, 5),
                                                  sc.BatchNorm1D(5), sc.Sigmoid(), sc.Dropout(0.3),
                                                  sc.Dense(5, 4)),
+    "winograd-3x3": lambda: sc.Sequential(sc.Conv2D(2, 4, 3, padding=1), sc.Tanh(),
+                                          sc.Conv2D(4, 5, 3, padding=(2, 0)), sc.Tanh(),   # Winograd path
+                                          sc.Conv2D(5, 4, 3), sc.Flatten(), sc.Dense(4 * 7 * 3, 4)),
     "softmax-mse": None,  # handled separately below
 }
 

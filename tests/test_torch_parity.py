@@ -159,6 +159,37 @@ def test_conv2d_parity(cfg, dtype, paths):
     assert y.shape[1:] == conv.output_shape((cin, h, w))
 
 
+def _winograd_configs(count=16, seed=77):
+    """3x3 stride-1 convolutions that the fast path computes with Winograd F(2x2, 3x3)."""
+    configs = [(2, 32, 32, "same", (28, 28), True), (1, 4, 4, 0, (5, 5), False), (2, 5, 7, (2, 0), (7, 4), True),
+               (1, 6, 4, (0, 2), (3, 8), True), (3, 8, 16, 2, (1, 1), False)]
+    rng = np.random.default_rng(seed)
+    while len(configs) < count:
+        padding = [0, 1, 2, "same", (int(rng.integers(0, 3)), int(rng.integers(0, 3)))][int(rng.integers(0, 5))]
+        configs.append((int(rng.integers(1, 4)), int(rng.integers(4, 13)), int(rng.integers(4, 13)), padding,
+                        (int(rng.integers(3, 12)), int(rng.integers(3, 12))), bool(rng.random() < 0.6)))
+    return configs
+
+
+WINOGRAD_CONFIGS = _winograd_configs()
+
+
+@DTYPES
+@pytest.mark.parametrize("cfg", WINOGRAD_CONFIGS, ids=[_conv_id(c[:3] + (3, 1) + c[3:]) for c in WINOGRAD_CONFIGS])
+def test_conv2d_winograd_parity(cfg, dtype, paths):
+    """Forward, input and parameter gradients of the Winograd path (odd sizes, every padding it
+    takes, pieces of several images) against torch; on the reference path, the same configs."""
+    n, cin, cout, padding, (h, w), bias = cfg
+    seed = 500 + WINOGRAD_CONFIGS.index(cfg)
+    torch.manual_seed(seed)
+    tconv = nn.Conv2d(cin, cout, 3, padding=padding, bias=bias)
+    conv = sc.Conv2D(cin, cout, 3, padding=padding, bias=bias, dtype=dtype)
+    assert conv.uses_winograd()
+    conv.max_cols_elements = 16 * 36 * cin       # pieces of about one image of up to 12x12
+    x = np.random.default_rng(seed).standard_normal((n, cin, h, w))
+    check_layer_parity(torch, conv, tconv, x, dtype, seed=seed + 1)
+
+
 @DTYPES
 @pytest.mark.parametrize("order", ["transposed", "fortran", "strided"])
 def test_conv2d_and_maxpool_non_contiguous_input(order, dtype, paths):

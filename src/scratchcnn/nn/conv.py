@@ -201,9 +201,9 @@ class Conv2D(Module):
             else:
                 cols = shared_workspace.flat("cols", (m * oh * ow, kh * kw * c), x.dtype)
             im2col_nhwc(xp, self.kernel_size, self.stride, (oh, ow), cols)
-            np.matmul(cols, w_rows.T, out=y[s * oh * ow:(s + m) * oh * ow])
-        if self.use_bias:
-            y += self.bias.data
+            ys = np.matmul(cols, w_rows.T, out=y[s * oh * ow:(s + m) * oh * ow])
+            if self.use_bias:
+                ys += self.bias.data                # while the piece is in cache
         if grad:
             self._cache = ("fast", all_cols, (n,) + padded + (c,), (oh, ow), w_rows)
         return y.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
@@ -337,9 +337,9 @@ class Conv2D(Module):
             else:
                 cols = shared_workspace.flat("cols", (m, kh * kw, oh * ow), x.dtype)
             im2col_one_channel(xp, self.kernel_size, self.stride, (oh, ow), cols)
-            np.matmul(w2, cols, out=y[s:s + m])
-        if self.use_bias:
-            y += self.bias.data[:, None]
+            ys = np.matmul(w2, cols, out=y[s:s + m])
+            if self.use_bias:
+                ys += self.bias.data[:, None]       # while the piece is in cache
         if grad:
             self._cache = ("one_channel", all_cols, (n,) + padded, (oh, ow))
         return y.reshape(n, o, oh, ow)
@@ -355,7 +355,7 @@ class Conv2D(Module):
         if self.weight.requires_grad:
             self.weight.grad += np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0).reshape(self.weight.data.shape)
         if self.use_bias and self.bias.requires_grad:
-            self.bias.grad += g.sum(axis=(0, 2))
+            self.bias.grad += (g @ np.ones(oh * ow, dtype=g.dtype)).sum(axis=0)   # sums by BLAS
         if not self.needs_input_grad:
             return None
         dcols = np.matmul(self.weight.data.reshape(o, -1).T, g)          # (N, kh*kw, OH*OW)

@@ -340,17 +340,25 @@ def test_batchnorm_rows_path_equals_reference(rng, layout, training, grad_layout
     (4, 4, 1, (8, 8), True), (5, 6, 0, (7, 9), False), (8, 4, "same", (5, 4), True),
     (4, 7, 2, (3, 3), True), (6, 5, (2, 0), (6, 7), False), (4, 4, (0, 1), (9, 3), True)])
 @pytest.mark.parametrize("pieces", [False, True])
-def test_winograd_equals_reference(rng, monkeypatch, cin, cout, padding, hw, bias, pieces):
+@pytest.mark.parametrize("order", ["nchw", "nhwc"])
+def test_winograd_equals_reference(rng, monkeypatch, cin, cout, padding, hw, bias, pieces, order):
     """The Winograd path gives the reference im2col path's forward, input gradient and
-    parameter gradients (float64, 1e-12), whole batch or piece by piece."""
+    parameter gradients (float64, 1e-12), whole batch or piece by piece, for NCHW input and
+    for NCHW-shaped views of NHWC memory (what a channels-last layer hands on); the input
+    gradient comes back in the input's memory order."""
     layer = sc.Conv2D(cin, cout, 3, padding=padding, bias=bias, dtype=np.float64)
     assert layer.uses_winograd()
     if pieces:
         monkeypatch.setattr(layer, "max_cols_elements", 16 * 25 * max(cin, cout))   # ~1-2 images a piece
     x = rng.standard_normal((5, cin) + hw)
+    if order == "nhwc":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     g = rng.standard_normal((5,) + layer.output_shape(x.shape[1:]))
-    fast = run_layer(layer, x, g, fast=True)
+    layer.zero_grad()
+    dx = layer.backward(g) if layer(x) is not None else None
     assert layer._cache[0] == "winograd"
+    assert dx.strides == x.strides
+    fast = run_layer(layer, x, g, fast=True)
     assert_same(fast, run_layer(layer, x, g, fast=False))
     # again with the workspaces of the first call reused (their zero borders must have survived)
     assert_same(run_layer(layer, -x, g, fast=True), run_layer(layer, -x, g, fast=False))

@@ -270,14 +270,14 @@ class Conv2D(Module):
             winograd_conv_piece(xp[:m], u, y[s:s + m], shared_workspace, v_out=v_out,
                                 bias=self.bias.data if self.use_bias else None)
         if grad:
-            self._cache = ("winograd", v_all, chunk, (h, w), (oh, ow))
+            self._cache = ("winograd", v_all, chunk, (h, w), (oh, ow), x.flags.c_contiguous)
         return y.transpose(0, 3, 1, 2)
 
     def _backward_winograd(self, grad_out):
         """dW from the kept ``V`` and the tiled output gradient (``dU[k] = V[k]^T dM[k]``), and the
         input gradient as a Winograd "full" convolution of the output gradient, padded by
         ``2 - pad``, with the flipped, transposed kernel; both piece by piece."""
-        _, v_all, chunk, (h, w), (oh, ow) = self._cache
+        _, v_all, chunk, (h, w), (oh, ow), nchw_input = self._cache
         o, c = self.out_channels, self.in_channels
         g = grad_out.transpose(0, 2, 3, 1)                 # (N, OH, OW, C_out) view
         n = g.shape[0]
@@ -298,12 +298,15 @@ class Conv2D(Module):
         u_in = winograd_weight(flipped_transposed_weight(self.weight.data))     # (16, C_out, C)
         chunk_in = max(1, min(n, self.max_cols_elements // (16 * th * tw * o)))
         gp = self._ws.get("gpw", (chunk_in, 2 * th + 2, 2 * tw + 2, o), g.dtype, zero=True)
-        dx = np.empty((n, h, w, c), dtype=g.dtype)
+        # dx in the memory order the input had (NCHW after a one-channel convolution, say), so
+        # that the layer below multiplies arrays of one memory order
+        dx = np.empty((n, c, h, w) if nchw_input else (n, h, w, c), dtype=g.dtype)
+        dx_nhwc = dx.transpose(0, 2, 3, 1) if nchw_input else dx
         for s in range(0, n, chunk_in):
             m = min(chunk_in, n - s)
             gp[:m, 2 - t:2 - t + oh, 2 - l:2 - l + ow] = g[s:s + m]      # the border stays zero
-            winograd_conv_piece(gp[:m], u_in, dx[s:s + m], shared_workspace)
-        return dx.transpose(0, 3, 1, 2)
+            winograd_conv_piece(gp[:m], u_in, dx_nhwc[s:s + m], shared_workspace)
+        return dx if nchw_input else dx.transpose(0, 3, 1, 2)
 
     # fast path for one input channel (the first layer on gray images): NCHW throughout
     def _forward_one_channel(self, x):

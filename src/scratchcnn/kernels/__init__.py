@@ -2,6 +2,7 @@
 
 * :mod:`.im2col` -- im2col / col2im and window views on NCHW arrays (the reference paths);
 * :mod:`.conv_nhwc` -- the fast channels-last convolution kernels;
+* :mod:`.winograd` -- Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions;
 * :mod:`.pool_tiled` -- max pooling by strided views when windows tile the input;
 * :mod:`.workspace` -- reusable buffers and the fast / reference switch;
 * :mod:`.allocator` -- keeps freed memory in the process (no page faults every batch).

@@ -112,7 +112,8 @@ def conv_input_grad_nhwc(g, wf_rows, in_hw, pads, gpad, cols, out=None):
 
 def im2col_one_channel(xp, kernel_size, stride, out_size, out):
     """``xp: (N, Hp, Wp)`` -> ``out: (N, kh*kw, OH*OW)``, row ``(di, dj)`` of image n holding
-    ``xp[n, i*sh + di, j*sw + dj]`` at column ``(i, j)``."""
+    ``xp[n, i*sh + di, j*sw + dj]`` at column ``(i, j)``. ``out`` may be a slice of a larger
+    buffer (rows strided): splitting its axes below is always a view."""
     n = xp.shape[0]
     kh, kw = kernel_size
     sh, sw = stride

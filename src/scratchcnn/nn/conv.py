@@ -313,7 +313,10 @@ class Conv2D(Module):
         """x: (N, 1, H, W) -> (N, C_out, OH, OW), C-contiguous NCHW.
 
         ``y[n] = W2 @ colsT[n]`` with ``W2: (C_out, kh*kw)`` and ``colsT[n]: (kh*kw, OH*OW)``
-        (see :func:`scratchcnn.kernels.im2col_one_channel`): one batched matrix product."""
+        (see :func:`scratchcnn.kernels.im2col_one_channel`): one batched matrix product. The
+        bias rides along as one more column of ``W2`` times a row of ones under ``colsT[n]``
+        (``K = kh*kw + 1`` rows), so no separate pass adds it, and backward gets its gradient
+        from the same product as the weight's."""
         n, _, h, w = x.shape
         t, b, l, r = self.pads
         kh, kw = self.kernel_size
@@ -321,12 +324,15 @@ class Conv2D(Module):
         oh = conv_output_size(h, kh, self.stride[0], t, b)
         ow = conv_output_size(w, kw, self.stride[1], l, r)
         padded = (h + t + b, w + l + r)
+        k = kh * kw + self.use_bias                        # rows of colsT: offsets (+ ones)
         w2 = self.weight.data.reshape(o, kh * kw)
+        if self.use_bias:
+            w2 = np.concatenate([w2, self.bias.data[:, None]], axis=1)     # (C_out, kh*kw + 1)
         grad = is_grad_enabled()
-        chunk = max(1, min(n, self.max_cols_elements // (oh * ow * kh * kw)))    # as _forward_fast
+        chunk = max(1, min(n, self.max_cols_elements // (oh * ow * k)))    # as _forward_fast
         y = np.empty((n, o, oh * ow), dtype=x.dtype)
         if grad:
-            all_cols = self._ws.get("cols1", (n, kh * kw, oh * ow), x.dtype)
+            all_cols = self._ws.get("cols1", (n, k, oh * ow), x.dtype)
         for s in range(0, n, chunk):
             xs = x[s:s + chunk, 0]
             m = xs.shape[0]
@@ -338,27 +344,33 @@ class Conv2D(Module):
             if grad:
                 cols = all_cols[s:s + m]
             else:
-                cols = shared_workspace.flat("cols", (m, kh * kw, oh * ow), x.dtype)
-            im2col_one_channel(xp, self.kernel_size, self.stride, (oh, ow), cols)
-            ys = np.matmul(w2, cols, out=y[s:s + m])
+                cols = shared_workspace.flat("cols", (m, k, oh * ow), x.dtype)
+            im2col_one_channel(xp, self.kernel_size, self.stride, (oh, ow), cols[:, :kh * kw])
             if self.use_bias:
-                ys += self.bias.data[:, None]       # while the piece is in cache
+                cols[:, kh * kw] = 1
+            np.matmul(w2, cols, out=y[s:s + m])
         if grad:
             self._cache = ("one_channel", all_cols, (n,) + padded, (oh, ow))
         return y.reshape(n, o, oh, ow)
 
     def _backward_one_channel(self, grad_out):
-        """grad_out: (N, C_out, OH, OW). ``dW = sum_n g[n] @ colsT[n]^T`` (a batched product,
-        then a sum over the batch), ``db`` = sums of g over (N, OH, OW), and, when needed,
+        """grad_out: (N, C_out, OH, OW). ``[dW | db] = sum_n g[n] @ colsT[n]^T`` (a batched
+        product, then a sum over the batch: the row of ones under ``colsT`` makes its last column
+        the sums of g over (N, OH, OW), the bias gradient), and, when needed,
         ``dcolsT[n] = W2^T @ g[n]`` added back onto the pixels by col2im."""
         _, cols, padded_shape, (oh, ow) = self._cache
         n = padded_shape[0]
         o = self.out_channels
+        kk = self.kernel_size[0] * self.kernel_size[1]
         g = grad_out.reshape(n, o, oh * ow)
-        if self.weight.requires_grad:
-            self.weight.grad += np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0).reshape(self.weight.data.shape)
-        if self.use_bias and self.bias.requires_grad:
-            self.bias.grad += (g @ np.ones(oh * ow, dtype=g.dtype)).sum(axis=0)   # sums by BLAS
+        need_w = self.weight.requires_grad
+        need_b = self.use_bias and self.bias.requires_grad
+        if need_w or need_b:
+            dwb = np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0)       # (C_out, K)
+            if need_w:
+                self.weight.grad += dwb[:, :kk].reshape(self.weight.data.shape)
+            if need_b:
+                self.bias.grad += dwb[:, kk]
         if not self.needs_input_grad:
             return None
         dcols = np.matmul(self.weight.data.reshape(o, -1).T, g)          # (N, kh*kw, OH*OW)

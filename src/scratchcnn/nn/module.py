@@ -146,6 +146,10 @@ class Module:
     @property
     def dtype(self):
         """The dtype of the parameters (None for a module without any)."""
+        for p in self._parameters.values():          # the common case, without generators
+            return p.data.dtype
+        if not self._modules and not self._buffers:
+            return None
         for _, p in self.named_parameters():
             return p.data.dtype
         for _, b in self.named_buffers():

@@ -425,3 +425,11 @@ def test_winograd_transforms_are_adjoint(rng):
     direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * k) for j in range(2)] for i in range(2)])
     wino = wg.AT @ ((wg.G @ k @ wg.G.T) * (wg.BT @ d @ wg.BT.T)) @ wg.AT.T
     np.testing.assert_allclose(wino, direct, rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_input_transform_is_the_kronecker_product(rng):
+    """The 8 additions / subtractions of input_transform are exactly BB @ d."""
+    from scratchcnn.kernels import winograd as wg
+    d = rng.standard_normal((16, 37))
+    v = wg.input_transform(d, np.empty_like(d), np.empty_like(d))
+    np.testing.assert_allclose(v, wg.BB @ d, rtol=1e-14, atol=1e-14)

@@ -11,6 +11,7 @@ returns one to its caller.
 layer run its plain reference implementation instead of its fast path; the tests use
 it to check that both give the same results.
 """
+import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -61,7 +62,7 @@ class Workspace:
     def flat(self, name, shape, dtype):
         """An uninitialised buffer of ``shape`` carved from one flat array that only grows:
         for scratch whose shape changes from call to call (e.g. one per layer)."""
-        size, dtype = int(np.prod(shape)), np.dtype(dtype)
+        size, dtype = math.prod(shape), np.dtype(dtype)        # (math.prod: ~10x quicker on a tuple)
         buf = self._buffers.get(name)
         if buf is None or buf.size < size or buf.dtype != dtype:
             buf = self._buffers[name] = np.empty(size, dtype)

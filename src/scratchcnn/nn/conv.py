@@ -1,4 +1,6 @@
 """2-D convolution (cross-correlation, as in every deep-learning library)."""
+import math
+
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -281,7 +283,7 @@ class Conv2D(Module):
         o, c = self.out_channels, self.in_channels
         g = grad_out.transpose(0, 2, 3, 1)                 # (N, OH, OW, C_out) view
         n = g.shape[0]
-        tt = int(np.prod(tiles((oh, ow))))
+        tt = math.prod(tiles((oh, ow)))
         if self.use_bias and self.bias.requires_grad:
             g2 = g.reshape(-1, o)                          # a view when g is NHWC memory
             self.bias.grad += np.ones(len(g2), dtype=g.dtype) @ g2          # column sums, by BLAS

@@ -76,3 +76,17 @@ def test_all_errors_share_one_base():
     for cls in (sc.ShapeError, sc.ConfigError, sc.LabelError, sc.ModelFileError, sc.DatasetError,
                 sc.TrainingDivergedError):
         assert issubclass(cls, sc.ScratchCNNError)
+
+
+def test_sequential_forward_checks_shapes_and_dtypes_like_layer_calls():
+    """Sequential.forward skips per-layer shape checks only for an input shape build() has
+    checked; dtypes are still converted per layer, and other inputs take the checked path."""
+    model = sc.Sequential(sc.Conv2D(1, 2, 3), sc.ReLU(), sc.Flatten(), sc.Dense(2 * 4 * 4, 3), input_shape=(1, 6, 6))
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6))          # float64 input
+    y = model(x)
+    assert y.dtype == np.float32                                          # computed in the params' dtype
+    model[3].to(np.float64)                                               # one layer in float64
+    assert model.forward(x).dtype == np.float64
+    assert model.forward(x.tolist()).shape == (2, 3)                      # not an array: checked path
+    with pytest.raises(sc.ShapeError, match="layer 3.*expects input"):
+        model.forward(np.zeros((2, 1, 5, 5)))                            # unchecked shape: checked path

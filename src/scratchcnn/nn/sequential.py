@@ -105,6 +105,16 @@ class Sequential(Module):
 
     # ---- maths --------------------------------------------------------
     def forward(self, x):
+        if (isinstance(x, np.ndarray) and x.dtype.kind == "f" and self._checked_shape is not None
+                and x.shape[1:] == self._checked_shape):
+            # build() has already checked every layer's input shape for this input shape: only
+            # the dtype each layer computes in is left to see to (what layer(x) would also do)
+            for layer in self._modules.values():
+                dtype = layer.dtype
+                if dtype is not None and x.dtype != dtype:
+                    x = x.astype(dtype)
+                x = layer.forward(x)
+            return x
         for i, layer in enumerate(self.layers):
             try:
                 x = layer(x)

@@ -1,7 +1,8 @@
 """Every fast path gives the reference path's results (float64, tight tolerances).
 
-Fast paths: channels-last Conv2D (kernels.conv_nhwc) with reused workspaces and chunked
-inference, tiled MaxPool2D (kernels.pool_tiled), ReLU keeping its output. Each is
+Fast paths: channels-last Conv2D (kernels.conv_nhwc) with reused workspaces, processed in
+cache-sized pieces with and without gradients, Winograd F(2x2, 3x3) Conv2D (kernels.winograd),
+tiled MaxPool2D (kernels.pool_tiled), ReLU keeping its output. Each is
 compared with the same layer under ``reference_paths()`` and, on small inputs, with the
 naive loops of ``scratchcnn.reference``.
 """

@@ -39,7 +39,10 @@ class Conv2D(Module):
     still in the processor's cache (measured: A complex inference 45 -> 33 ms per batch of 64
     against one 16 MB piece), and without gradients only one piece is ever held, so memory
     stays bounded whatever the batch size. With gradients the pieces are written side by side
-    into one buffer that backward reads.
+    into one buffer that backward reads. Two more fast paths compute the same maths with less
+    work: a layer with one input channel stays NCHW (one batched product, ``_forward_one_channel``),
+    and a 3x3 stride-1 layer with enough channels uses Winograd F(2x2, 3x3)
+    (:meth:`uses_winograd`, :mod:`scratchcnn.kernels.winograd`).
     """
 
     max_cols_elements = 1 << 19     # 2 MB of float32 per im2col piece (fits in L2 / L3 cache)

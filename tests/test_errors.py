@@ -90,3 +90,12 @@ def test_sequential_forward_checks_shapes_and_dtypes_like_layer_calls():
     assert model.forward(x.tolist()).shape == (2, 3)                      # not an array: checked path
     with pytest.raises(sc.ShapeError, match="layer 3.*expects input"):
         model.forward(np.zeros((2, 1, 5, 5)))                            # unchecked shape: checked path
+
+
+def test_errors_raised_inside_a_layer_still_name_it_on_the_checked_path():
+    """BatchNorm refuses one value per channel in training; after build() the error still names
+    the layer's index."""
+    model = sc.Sequential(sc.Dense(4, 3), sc.BatchNorm1D(3), input_shape=(4,))
+    model(np.zeros((5, 4), np.float32))                                  # shape now checked
+    with pytest.raises(sc.ShapeError, match="layer 1.*more than one value"):
+        model(np.zeros((1, 4), np.float32))

@@ -105,19 +105,20 @@ class Sequential(Module):
 
     # ---- maths --------------------------------------------------------
     def forward(self, x):
-        if (isinstance(x, np.ndarray) and x.dtype.kind == "f" and self._checked_shape is not None
-                and x.shape[1:] == self._checked_shape):
-            # build() has already checked every layer's input shape for this input shape: only
-            # the dtype each layer computes in is left to see to (what layer(x) would also do)
-            for layer in self._modules.values():
-                dtype = layer.dtype
-                if dtype is not None and x.dtype != dtype:
-                    x = x.astype(dtype)
-                x = layer.forward(x)
-            return x
-        for i, layer in enumerate(self.layers):
+        # For an input shape build() has already checked, every layer's input shape is known to
+        # fit: call its forward directly, seeing only to the dtype it computes in (what layer(x)
+        # would also do). Otherwise layer(x) checks and converts the input itself.
+        checked = (isinstance(x, np.ndarray) and x.dtype.kind == "f" and self._checked_shape is not None
+                   and x.shape[1:] == self._checked_shape)
+        for i, layer in enumerate(self._modules.values()):
             try:
-                x = layer(x)
+                if checked:
+                    dtype = layer.dtype
+                    if dtype is not None and x.dtype != dtype:
+                        x = x.astype(dtype)
+                    x = layer.forward(x)
+                else:
+                    x = layer(x)
             except ShapeError as exc:
                 raise ShapeError(f"layer {i}: {exc}") from None
         return x

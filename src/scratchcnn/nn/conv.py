@@ -15,6 +15,13 @@ from .init import init_bias, init_weight
 from .module import Module, Parameter, is_grad_enabled
 
 
+def _piece_of_v(v_all, start, m, tiles_per_image, c):
+    """The transformed input ``V: (16, m*tiles, C)`` of images ``start .. start+m`` inside the flat
+    buffer that keeps every piece's ``V`` side by side for backward."""
+    size = 16 * tiles_per_image * c
+    return v_all[start * size:(start + m) * size].reshape(16, m * tiles_per_image, c)
+
+
 class Conv2D(Module):
     """``Conv2D(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True)``.
 
@@ -126,6 +133,11 @@ class Conv2D(Module):
             return self._forward_winograd(x)
         return self._forward_fast(x)
 
+    def _piece_size(self, n, entries_per_image):
+        """Images per piece: as many as keep a piece's scratch (im2col columns or Winograd tiles,
+        ``entries_per_image`` each) within ``max_cols_elements``; at least 1, at most ``n``."""
+        return max(1, min(n, self.max_cols_elements // entries_per_image))
+
     def uses_winograd(self):
         """True when the fast path computes this layer with Winograd F(2x2, 3x3): a 3x3 kernel,
         stride 1, padding at most 2 on each side, and at least ``winograd_min_channels`` input and
@@ -186,7 +198,7 @@ class Conv2D(Module):
         w_rows = weight_rows(self.weight.data)            # (C_out, kh*kw*C)
         grad = is_grad_enabled()
         # Pieces of `chunk` images; with gradients every piece's columns are kept for backward.
-        chunk = max(1, min(n, self.max_cols_elements // (oh * ow * kh * kw * c)))
+        chunk = self._piece_size(n, oh * ow * kh * kw * c)
         y = np.empty((n * oh * ow, o), dtype=x.dtype)
         if grad:
             all_cols = self._ws.get("cols", (n * oh * ow, kh * kw * c), x.dtype)
@@ -233,7 +245,7 @@ class Conv2D(Module):
             h, w = hp - t - b, wp - l - r
             g4 = g.reshape(n, oh, ow, o)
             wf_rows = flipped_weight_rows(self.weight.data)
-            chunk = max(1, min(n, self.max_cols_elements // (h * w * kh * kw * o)))
+            chunk = self._piece_size(n, h * w * kh * kw * o)
             gpad = self._ws.get("gpad", (chunk, h + kh - 1, w + kw - 1, o), g.dtype, zero=True)
             dx = np.empty((n * h * w, c), dtype=g.dtype)
             for s in range(0, n, chunk):
@@ -262,7 +274,7 @@ class Conv2D(Module):
         tt = th * tw
         u = winograd_weight(self.weight.data)
         grad = is_grad_enabled()
-        chunk = max(1, min(n, self.max_cols_elements // (16 * tt * c)))
+        chunk = self._piece_size(n, 16 * tt * c)
         xh = x.transpose(0, 2, 3, 1)
         xp = self._ws.get("xpw", (chunk, 2 * th + 2, 2 * tw + 2, c), x.dtype, zero=True)
         y = np.empty((n, oh, ow, o), dtype=x.dtype)
@@ -271,7 +283,7 @@ class Conv2D(Module):
         for s in range(0, n, chunk):
             m = min(chunk, n - s)
             pad_nhwc(xh[s:s + m], self.pads, xp[:m])       # the border stays zero
-            v_out = v_all[16 * s * tt * c:16 * (s + m) * tt * c].reshape(16, m * tt, c) if grad else None
+            v_out = _piece_of_v(v_all, s, m, tt, c) if grad else None
             winograd_conv_piece(xp[:m], u, y[s:s + m], shared_workspace, v_out=v_out,
                                 bias=self.bias.data if self.use_bias else None)
         if grad:
@@ -294,15 +306,14 @@ class Conv2D(Module):
             du = np.zeros((16, c, o), dtype=g.dtype)
             for s in range(0, n, chunk):
                 m = min(chunk, n - s)
-                v = v_all[16 * s * tt * c:16 * (s + m) * tt * c].reshape(16, m * tt, c)
-                du += winograd_weight_grad_piece(v, g[s:s + m], shared_workspace)
+                du += winograd_weight_grad_piece(_piece_of_v(v_all, s, m, tt, c), g[s:s + m], shared_workspace)
             self.weight.grad += winograd_weight_grad(du, self.weight.data.shape)
         if not self.needs_input_grad:
             return None
         t, _, l, _ = self.pads
         th, tw = tiles((h, w))
         u_in = winograd_weight(flipped_transposed_weight(self.weight.data))     # (16, C_out, C)
-        chunk_in = max(1, min(n, self.max_cols_elements // (16 * th * tw * o)))
+        chunk_in = self._piece_size(n, 16 * th * tw * o)
         gp = self._ws.get("gpw", (chunk_in, 2 * th + 2, 2 * tw + 2, o), g.dtype, zero=True)
         # dx in the memory order the input had (NCHW after a one-channel convolution, say), so
         # that the layer below multiplies arrays of one memory order
@@ -335,7 +346,7 @@ class Conv2D(Module):
         if self.use_bias:
             w2 = np.concatenate([w2, self.bias.data[:, None]], axis=1)     # (C_out, kh*kw + 1)
         grad = is_grad_enabled()
-        chunk = max(1, min(n, self.max_cols_elements // (oh * ow * k)))    # as _forward_fast
+        chunk = self._piece_size(n, oh * ow * k)
         y = np.empty((n, o, oh * ow), dtype=x.dtype)
         if grad:
             all_cols = self._ws.get("cols1", (n, k, oh * ow), x.dtype)

@@ -29,14 +29,16 @@ print(json.dumps({"tuned": sc.kernels.allocator_tuned(), "faults": faults() - be
 """
 
 
-def _child(env_value):
+def _run_child(env_value):
     env = dict(os.environ)
     env.pop("SCRATCHCNN_MALLOC", None)
     if env_value is not None:
         env["SCRATCHCNN_MALLOC"] = env_value
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
-                         check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
+
+
+def _child(env_value):
+    return json.loads(_run_child(env_value).stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
@@ -54,3 +56,9 @@ def test_freed_arrays_are_reused_without_page_faults():
 def test_keep_freed_memory_is_idempotent():
     first = sc.kernels.keep_freed_memory()
     assert sc.kernels.keep_freed_memory() == first == sc.kernels.allocator_tuned()
+
+
+def test_unknown_setting_is_warned_about_and_treated_as_default():
+    run = _run_child("sytem")                       # a typo
+    assert "SCRATCHCNN_MALLOC='sytem' is not understood" in run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1])["tuned"] is (platform.libc_ver()[0] == "glibc")

@@ -13,12 +13,14 @@ reuses the same pages batch after batch. The process keeps the memory of its lar
 (which it needed anyway: the peak is unchanged); larger blocks still use ``mmap``.
 
 ``import scratchcnn`` calls it once. Set the environment variable ``SCRATCHCNN_MALLOC=system``
-before the import to leave the C library's defaults alone. Elsewhere than glibc (macOS,
+before the import to leave the C library's defaults alone (``keep``, or unset: the default; any
+other value is warned about and treated as the default). Elsewhere than glibc (macOS,
 Windows, musl) it does nothing and returns False.
 """
 import ctypes
 import ctypes.util
 import os
+import warnings
 
 M_TRIM_THRESHOLD = -1      # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -52,6 +54,11 @@ def allocator_tuned():
 def tune_on_import():
     """Called by ``import scratchcnn``: applies :func:`keep_freed_memory` unless the environment
     variable ``SCRATCHCNN_MALLOC`` is ``system``."""
-    if os.environ.get("SCRATCHCNN_MALLOC", "").strip().lower() == "system":
+    value = os.environ.get("SCRATCHCNN_MALLOC", "").strip().lower()
+    if value == "system":
         return False
+    if value not in ("", "keep"):
+        warnings.warn(f"SCRATCHCNN_MALLOC={value!r} is not understood: 'system' leaves the C library's "
+                      f"defaults alone, 'keep' (the default) keeps freed memory for reuse; keeping it",
+                      RuntimeWarning, stacklevel=2)
     return keep_freed_memory()

@@ -3,8 +3,8 @@
 Fast paths: channels-last Conv2D (kernels.conv_nhwc) with reused workspaces, processed in
 cache-sized pieces with and without gradients, Winograd F(2x2, 3x3) Conv2D (kernels.winograd),
 tiled MaxPool2D (kernels.pool_tiled), ReLU keeping its output. Each is
-compared with the same layer under ``reference_paths()`` and, on small inputs, with the
-naive loops of ``scratchcnn.reference``.
+compared with the same layer under ``textbook()`` and, on small inputs, with the
+naive loops of ``scratchcnn.nn.loops``.
 """
 import gzip
 import os
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
-from scratchcnn import reference
-from scratchcnn.kernels import Workspace, fast_paths_enabled, reference_paths
+from scratchcnn.nn import loops as reference
+from scratchcnn.kernels import Workspace, textbook_enabled, textbook
 from scratchcnn.nn.module import no_grad
 
 FASHION = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
@@ -38,7 +38,7 @@ def run_layer(layer, x, g, fast):
         y = layer(x)
         dx = layer.backward(g)
     else:
-        with reference_paths():
+        with textbook():
             y = layer(x)
             dx = layer.backward(g)
     grads = {k: p.grad.copy() for k, p in layer.named_parameters()}
@@ -59,10 +59,13 @@ def assert_same(a, b):
 
 
 def test_fast_paths_are_the_default():
-    assert fast_paths_enabled()
-    with reference_paths():
-        assert not fast_paths_enabled()
-    assert fast_paths_enabled()
+    assert not textbook_enabled()
+    with textbook():
+        assert textbook_enabled()
+        with textbook(False):
+            assert not textbook_enabled()
+        assert textbook_enabled()
+    assert not textbook_enabled()
 
 
 CONV_CASES = [  # in, out, kernel, stride, padding, (H, W)
@@ -128,7 +131,7 @@ def test_conv_inference_in_chunks_equals_whole_batch(rng, monkeypatch, cin):
         chunked = layer(x)
     assert layer._cache is None                      # no_grad keeps nothing for backward
     np.testing.assert_allclose(chunked, whole, rtol=1e-13, atol=1e-13)
-    with reference_paths(), no_grad():
+    with textbook(), no_grad():
         np.testing.assert_allclose(layer(x), whole, rtol=1e-12, atol=1e-12)
 
 
@@ -256,7 +259,7 @@ def test_whole_network_step_fast_equals_reference():
             loss = crit(model(x), labels)
             model.backward(crit.backward())
         else:
-            with reference_paths():
+            with textbook():
                 loss = crit(model(x), labels)
                 model.backward(crit.backward())
         results.append((loss, {k: p.grad.copy() for k, p in model.named_parameters()}))
@@ -266,7 +269,7 @@ def test_whole_network_step_fast_equals_reference():
         np.testing.assert_allclose(gf[k], gr[k], rtol=1e-10, atol=1e-13, err_msg=k)
     with no_grad():
         fast_out = model(x)
-        with reference_paths():
+        with textbook():
             ref_out = model(x)
     np.testing.assert_allclose(fast_out, ref_out, rtol=1e-12, atol=1e-12)
 
@@ -289,7 +292,7 @@ def test_float32_training_matches_reference_closely():
                 seq.append(crit(model(x), labels))
                 model.backward(crit.backward())
             else:
-                with reference_paths():
+                with textbook():
                     seq.append(crit(model(x), labels))
                     model.backward(crit.backward())
             opt.step()
@@ -405,7 +408,7 @@ def test_winograd_is_chosen_only_where_it_applies():
     assert not sc.Conv2D(32, 32, 5, padding=2).uses_winograd()
     assert not sc.Conv2D(32, 32, (3, 1), padding=1).uses_winograd()
     assert not sc.Conv2D(32, 32, 3, padding=3).uses_winograd()
-    with reference_paths():
+    with textbook():
         layer = sc.Conv2D(8, 8, 3, padding=1)
         layer(np.zeros((1, 8, 5, 5), np.float32))
         assert layer._cache[0] == "reference"

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
-from scratchcnn import reference as ref
+from scratchcnn.nn import loops as ref
 from scratchcnn.kernels import normalize_padding
 
 

@@ -20,7 +20,7 @@ from parity_helpers import (assert_close, assert_model_grads_match, assert_state
 
 import scratchcnn as sc
 from scratchcnn import optim
-from scratchcnn.kernels import reference_paths
+from scratchcnn.kernels import textbook
 
 torch = require_torch()
 nn = torch.nn
@@ -42,9 +42,9 @@ def _one_torch_thread():
 @pytest.fixture(params=["fast", "reference"])
 def paths(request):
     """Run a test on the layers' fast paths (the default) and again on their plain reference
-    implementations (``scratchcnn.kernels.reference_paths``): both must match torch."""
+    implementations (``scratchcnn.kernels.textbook``): both must match torch."""
     if request.param == "reference":
-        with reference_paths():
+        with textbook():
             yield request.param
     else:
         yield request.param

@@ -1,4 +1,4 @@
-"""Reusable working buffers, and the switch between fast and reference code paths.
+"""Reusable working buffers for the fast kernels.
 
 Allocating a fresh multi-megabyte array for every batch costs page faults (the
 operating system zeroes each new page). A :class:`Workspace` keeps one buffer per
@@ -6,40 +6,10 @@ name and hands the same memory back while the requested shape and dtype stay the
 same, so the buffers of a training run are bounded by the largest batch, not grown
 with the data set. Buffers handed out by a workspace are scratch: a layer never
 returns one to its caller.
-
-``use_fast_paths(False)`` (or the ``reference_paths()`` context manager) makes every
-layer run its plain reference implementation instead of its fast path; the tests use
-it to check that both give the same results.
 """
 import math
-from contextlib import contextmanager
 
 import numpy as np
-
-_fast = True
-
-
-def fast_paths_enabled():
-    """True when layers may use their fast paths (the default)."""
-    return _fast
-
-
-def use_fast_paths(enabled=True):
-    """Switch the fast paths on or off for the whole process; returns the previous setting."""
-    global _fast
-    previous, _fast = _fast, bool(enabled)
-    return previous
-
-
-@contextmanager
-def reference_paths():
-    """Within this block every layer uses its reference implementation."""
-    previous = use_fast_paths(False)
-    try:
-        yield
-    finally:
-        use_fast_paths(previous)
-
 
 class Workspace:
     """Named scratch buffers, reused while shape and dtype are unchanged.

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..kernels import fast_paths_enabled
+from ..kernels import textbook_enabled
 from .module import Module, Parameter, is_grad_enabled
 
 
@@ -87,7 +87,7 @@ class _BatchNorm(Module):
     conv's NHWC memory) or ``(N, C, H*W)`` planes (NCHW memory): per-channel sums are
     matrix-vector products with a vector of ones (BLAS) and the element-wise passes are
     fused into as few as possible. ``_forward_reference`` / ``_backward_reference`` are the
-    plain version, used otherwise and under ``scratchcnn.kernels.reference_paths()``.
+    plain version, used otherwise and under ``scratchcnn.kernels.textbook()``.
     """
 
     _axes = None     # axes reduced over
@@ -147,7 +147,7 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         m = self._check_batch(x)
-        layout, v = _fast_layout(x) if fast_paths_enabled() and x.size else (None, None)
+        layout, v = _fast_layout(x) if not textbook_enabled() and x.size else (None, None)
         if layout is None:
             return self._forward_reference(x, m)
         return layout.back(self._forward_fast(layout, v, m, x.dtype))

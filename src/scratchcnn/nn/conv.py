@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..kernels import col2im, conv_output_size, im2col, normalize_padding, pad2d, pair, unpad2d
-from ..kernels import (Workspace, col2im_nhwc, col2im_one_channel, conv_input_grad_nhwc, fast_paths_enabled,
+from ..kernels import (Workspace, col2im_nhwc, col2im_one_channel, conv_input_grad_nhwc, textbook_enabled,
                        im2col_one_channel,
                        flipped_weight_rows, im2col_nhwc, pad_nhwc, shared_workspace, weight_from_rows,
                        weight_rows)
@@ -125,7 +125,7 @@ class Conv2D(Module):
 
     # ---- maths --------------------------------------------------------
     def forward(self, x):
-        if not fast_paths_enabled() or x.shape[0] == 0:
+        if textbook_enabled() or x.shape[0] == 0:
             return self._forward_reference(x)
         if self.in_channels == 1:
             return self._forward_one_channel(x)

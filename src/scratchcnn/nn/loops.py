@@ -1,4 +1,4 @@
-"""Naive loop implementations: the readable reference the fast layers are tested against.
+"""Loops: every layer's maths written as naive Python loops, straight from the formulas.
 
 Each function writes out the definition with explicit loops over every output
 element (slow; for tests and for reading). Shapes follow the layers' docstrings.

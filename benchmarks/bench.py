@@ -1,6 +1,6 @@
 """Side-by-side speed benchmark: scratchcnn against the same model in PyTorch (CPU).
 
-For each seed network (A simple, A complex, D; see ``scratchcnn.presets``) it times
+For each seed network (A simple, A complex, D; see ``scratchcnn.app.presets``) it times
 
 * a training step: forward + softmax cross-entropy + backward + SGD update, and
 * inference: forward only, gradients off (``no_grad`` / ``torch.no_grad``),
@@ -92,7 +92,7 @@ def build_pair(name, seed=0):
     """The scratchcnn seed network ``name`` and a torch.nn.Sequential with the same weights."""
     import torch
     import scratchcnn as sc
-    from scratchcnn import presets
+    from scratchcnn.app import presets
 
     sc.manual_seed(seed)
     model = getattr(presets, NETWORKS[name][0])((1, 28, 28), 10)
@@ -123,6 +123,7 @@ class ScratchRunner:
     def __init__(self, model):
         import scratchcnn as sc
         self.sc, self.model = sc, model
+        sc.kernels.tune_allocator()        # what fit / evaluate / predict do before they start
         self.opt = sc.optim.SGD(model.parameters(), lr=LR)
         self.crit = sc.CrossEntropyLoss()
 
@@ -253,7 +254,7 @@ def epoch_child(framework, name, threads):
     xt, yt = load_fashion_mnist("test")
     if framework == "scratchcnn":
         import scratchcnn as sc
-        from scratchcnn import presets
+        from scratchcnn.app import presets
         sc.set_num_threads(threads)
         sc.manual_seed(0)
         model = getattr(presets, NETWORKS[name][0])((1, 28, 28), 10)

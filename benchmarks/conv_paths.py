@@ -18,6 +18,8 @@ import numpy as np
 
 import scratchcnn as sc
 
+sc.kernels.tune_allocator()       # as fit / evaluate / predict do
+
 LAYERS = [  # (C_in, C_out, H = W): A complex's 3x3 layers first, then smaller and larger ones
     (32, 32, 28), (32, 64, 14), (64, 64, 14),
     (2, 4, 8), (4, 8, 28), (8, 8, 28), (16, 16, 14), (16, 32, 8), (64, 128, 8), (128, 128, 8),

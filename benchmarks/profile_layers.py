@@ -22,6 +22,8 @@ import bench  # noqa: E402
 
 import scratchcnn as sc  # noqa: E402
 
+sc.kernels.tune_allocator()       # as fit / evaluate / predict do
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

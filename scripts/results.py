@@ -22,7 +22,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 
-from scratchcnn.experiment import TrainConfig, train  # noqa: E402
+from scratchcnn.app.experiment import TrainConfig, train  # noqa: E402
 from scratchcnn.threads import set_num_threads  # noqa: E402
 
 # name: (seed label, seed's data set and figures, config overrides, note)
@@ -90,12 +90,12 @@ def _load(path):
 
 
 def _save(path, results):
-    from scratchcnn.serialization import atomic_write
+    from scratchcnn.fileio import atomic_write
     atomic_write(path, lambda f: f.write(json.dumps(results, indent=2)), mode="w")
 
 
 def write_table(results, md_path):
-    from scratchcnn.serialization import atomic_write
+    from scratchcnn.fileio import atomic_write
     lines = ["# Results: the seed experiments, reproduced and beaten", "",
              "Made by `python scripts/results.py` (rows: `--only NAME,...`; table: `--table-only`), one BLAS",
              "thread, on this project's 2-core machine, which was shared with other work while it ran, so",

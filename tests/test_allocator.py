@@ -16,16 +16,18 @@ import numpy as np
 import scratchcnn as sc
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-from scratchcnn.presets import seed_d
+from scratchcnn.app.presets import seed_d
+at_import = sc.kernels.allocator_tuned()             # importing scratchcnn changes nothing
 sc.manual_seed(0)
 model = seed_d((1, 28, 28), 10)                      # conv 32@7x7: 4.7 MB outputs at batch 64
 x = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
+model.predict(x[:2])                                 # predict (like fit, evaluate) tunes it
 with sc.no_grad():
     model(x)                                         # warm up: workspaces, the heap grows once
     before = faults()
     for _ in range(20):
         model(x)                                     # fresh conv / ReLU outputs every batch
-print(json.dumps({"tuned": sc.kernels.allocator_tuned(), "faults": faults() - before}))
+print(json.dumps({"at_import": at_import, "tuned": sc.kernels.allocator_tuned(), "faults": faults() - before}))
 """
 
 
@@ -45,6 +47,7 @@ def _child(env_value):
                     reason="mallopt tuning applies to glibc only")
 def test_freed_arrays_are_reused_without_page_faults():
     tuned, system = _child(None), _child("system")
+    assert tuned["at_import"] is False and system["at_import"] is False
     assert tuned["tuned"] is True and system["tuned"] is False
     pages_per_array = 64 * 32 * 24 * 24 * 4 // 4096
     # glibc's default gives big freed blocks back to the system: new ones fault their pages in
@@ -62,3 +65,14 @@ def test_unknown_setting_is_warned_about_and_treated_as_default():
     run = _run_child("sytem")                       # a typo
     assert "SCRATCHCNN_MALLOC='sytem' is not understood" in run.stderr
     assert json.loads(run.stdout.strip().splitlines()[-1])["tuned"] is (platform.libc_ver()[0] == "glibc")
+
+
+def test_import_has_no_side_effect_and_work_tunes_it():
+    code = ("import scratchcnn as sc, numpy as np; a = sc.kernels.allocator_tuned(); "
+            "m = sc.Sequential(sc.Flatten(), sc.Dense(4, 2), input_shape=(1, 2, 2)); "
+            "x = np.zeros((3, 1, 2, 2), np.float32); y = np.array([0, 1, 0]); "
+            "m.evaluate(x, y); print(a, sc.kernels.allocator_tuned())")
+    env = {k: v for k, v in os.environ.items() if k != "SCRATCHCNN_MALLOC"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert out.stdout.split() == ["False", str(glibc)]

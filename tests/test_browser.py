@@ -49,7 +49,7 @@ def trained_run(tmp_path_factory):
     """A run directory written by scratchcnn's training code: (model path, loaded model, data)."""
     import scratchcnn as sc
     from scratchcnn.datasets import load_dataset
-    from scratchcnn.experiment import TrainConfig, train
+    from scratchcnn.app.experiment import TrainConfig, train
     out = tmp_path_factory.mktemp("run")
     run_dir, _ = train(TrainConfig(dataset="digits", model="small", epochs=2, out=str(out)), verbose=0)
     path = os.path.join(run_dir, "model.npz")
@@ -70,7 +70,7 @@ def test_draw_upload_and_look_inside_in_chromium(sync_playwright, trained_run, t
     from test_serve import LiveServer
 
     from scratchcnn.images import prepare_image
-    from scratchcnn.serve import create_app
+    from scratchcnn.app.serve import create_app
     path, model, data = trained_run
     feature_layers = [i for i, layer in enumerate(model.layers)
                       if type(layer).__name__ in ("Conv2D", "MaxPool2D", "AvgPool2D")]

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import scratchcnn as sc
-from scratchcnn.cli import main
+from scratchcnn.app.cli import main
 
 RUN_FILES = ["model.npz", "last.npz", "config.json", "history.csv", "history.json", "metrics.json",
              "report.md", "history.png", "confusion.png", "filters.png", "feature_maps.png", "misclassified.png"]

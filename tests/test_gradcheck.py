@@ -4,7 +4,7 @@ import pytest
 
 import scratchcnn as sc
 from scratchcnn.gradcheck import jitter_biases
-from scratchcnn import presets
+from scratchcnn.app import presets
 
 TOL = 1e-6
 

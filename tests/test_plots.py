@@ -1,4 +1,4 @@
-"""scratchcnn.plots (PNG files that open and are not blank) and scratchcnn.introspect."""
+"""scratchcnn.app.plots (PNG files that open and are not blank) and scratchcnn.app.introspect."""
 import os
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import scratchcnn as sc
-from scratchcnn import introspect, plots
+from scratchcnn.app import introspect, plots
 from scratchcnn.errors import ConfigError, LabelError, ShapeError
 from scratchcnn.metrics import confusion_matrix
 

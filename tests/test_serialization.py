@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
-from scratchcnn import optim, presets
+from scratchcnn import optim
+from scratchcnn.app import presets
 
 
 def _trained_model():

@@ -27,8 +27,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import scratchcnn as sc  # noqa: E402
 from scratchcnn.callbacks import History  # noqa: E402
-from scratchcnn.serve import create_app  # noqa: E402
-from scratchcnn.serve import app as serve_app  # noqa: E402
+from scratchcnn.app.serve import create_app  # noqa: E402
+from scratchcnn.app.serve import app as serve_app  # noqa: E402
 
 PREP = {"channels": 1, "height": 8, "width": 8, "max_value": 1.0, "mean": None, "std": None,
         "white_on_black": True}
@@ -147,7 +147,7 @@ def test_jpeg_and_rgb_uploads_work_for_a_greyscale_model(client, model):
 
 
 def test_activations_are_the_conv_and_pool_outputs(client, model):
-    from scratchcnn.introspect import activations
+    from scratchcnn.app.introspect import activations
     r = upload(client, "/api/activations", random_png(2))
     assert r.status_code == 200, r.text
     layers = r.json()["layers"]

@@ -5,8 +5,8 @@ import pytest
 
 import scratchcnn as sc
 from scratchcnn import optim
-from scratchcnn.presets import PRESETS
-from scratchcnn.spec import build_from_spec
+from scratchcnn.app.presets import PRESETS
+from scratchcnn.app.spec import build_from_spec
 
 
 def test_spec_builds_the_layers_it_names():

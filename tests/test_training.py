@@ -4,7 +4,8 @@ import pytest
 from sklearn.datasets import load_digits
 
 import scratchcnn as sc
-from scratchcnn import optim, presets
+from scratchcnn import optim
+from scratchcnn.app import presets
 
 
 @pytest.fixture(scope="module")

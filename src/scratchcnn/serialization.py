@@ -8,44 +8,28 @@ The file is a NumPy zip archive read with ``allow_pickle=False``:
 - ``optim/<i>/<buffer>``: the optimizer's per-parameter buffers (momentum, Adam moments).
 
 Writes go to a temporary file in the same folder, flushed to disk, then renamed over
-the destination, so an interrupted save never destroys the previous file.
+the destination (:func:`scratchcnn.fileio.atomic_write`), so an interrupted save never destroys
+the previous file.
+
+``scratchcnn.load`` (:func:`scratchcnn.model.load`) rebuilds the top-level model as a
+:class:`scratchcnn.Sequential` with the training API; :func:`load` here takes the class to
+build it as (default: the layer floor's container, :class:`scratchcnn.nn.Sequential`).
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from .callbacks import History
 from .errors import ConfigError, ModelFileError
+from .fileio import atomic_write
 from .nn.module import LAYER_REGISTRY
 from .optim import OPTIMIZERS
 
 FORMAT = "scratchcnn-model"
 VERSION = 1
 META_KEY = "__scratchcnn__"
-
-
-def atomic_write(path, write_fn, mode="wb"):
-    """Call ``write_fn(file)`` on a temporary file next to ``path``, then rename it into place."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save(model, path, optimizer=None):
@@ -100,10 +84,11 @@ def _read(path):
     return meta, arrays
 
 
-def build_module(spec):
-    """Rebuild a module from ``{"class": name, "config": {...}}`` (as saved)."""
+def build_module(spec, cls=None):
+    """Rebuild a module from ``{"class": name, "config": {...}}`` (as saved); ``cls``, if given,
+    is the class to build this (outermost) module as, instead of the registered one."""
     name, config = spec["class"], dict(spec.get("config", {}))
-    cls = LAYER_REGISTRY.get(name)
+    cls = cls or LAYER_REGISTRY.get(name)
     if cls is None:
         raise ModelFileError(f"unknown layer type {name!r} in model file")
     if name == "Sequential":
@@ -112,12 +97,15 @@ def build_module(spec):
     return cls(**config)
 
 
-def load(path, with_optimizer=True):
+def load(path, with_optimizer=True, model_class=None):
     """Load a model saved by :func:`save`; it predicts exactly as the saved one did.
-    The optimizer (if one was saved) is rebuilt as ``model.optimizer``."""
+    The optimizer (if one was saved) is rebuilt as ``model.optimizer``. ``model_class``: the
+    class of the outermost Sequential (default :class:`scratchcnn.nn.Sequential`)."""
     meta, arrays = _read(path)
     try:
-        model = build_module(meta["architecture"])
+        arch = meta["architecture"]
+        root = model_class if isinstance(arch, dict) and arch.get("class") == "Sequential" else None
+        model = build_module(arch, root)
         dtype = np.dtype(meta.get("dtype", "float32"))
         if dtype != np.float32:
             model.to(dtype)

@@ -4,6 +4,18 @@
 words: for each batch, ``optimizer.zero_grad()``, forward, loss, ``backward``,
 ``optimizer.step()``. Evaluation and prediction run in bounded batches under
 ``no_grad`` (no caches kept), in eval mode (Dropout off, BatchNorm on running stats).
+
+One training step, the lines to read first (in :func:`fit`)::
+
+    optimizer.zero_grad()                  # scratchcnn.optim: every p.grad = 0
+    out = model(xb)                        # each layer's forward, in order (scratchcnn.nn)
+    batch_loss = crit(out, yb)             # scratchcnn.losses: softmax + cross-entropy
+    model.backward(crit.backward())        # each layer's backward, in reverse; fills p.grad
+    optimizer.step()                       # p.data -= lr * (update from p.grad)
+
+``fit``, ``evaluate`` and the ``predict`` functions first ask the C library to keep freed
+memory for reuse (:func:`scratchcnn.kernels.tune_allocator`; ``SCRATCHCNN_MALLOC=system``
+opts out), so each batch's fresh arrays cost no page faults.
 """
 import math
 import time
@@ -13,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .callbacks import History
 from .errors import LabelError, ShapeError, TrainingDivergedError
+from .kernels.allocator import tune_allocator
 from .losses import CrossEntropyLoss, get_loss
 from .nn.activations import softmax
 from .nn.module import no_grad
@@ -48,15 +61,18 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
     augment: optional ``f(x_batch) -> x_batch`` applied to each training batch.
     Returns the model's :class:`History` (extended, not replaced, when ``initial_epoch > 0``).
     """
+    tune_allocator()
     x, y = _check_xy(model, x, y)
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ShapeError(f"fit: batch_size must be a positive int, got {batch_size!r}")
     if optimizer is None:
-        optimizer = model.optimizer or SGD(model.parameters(), lr=0.01, momentum=0.9)
+        optimizer = getattr(model, "optimizer", None) or SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.optimizer = optimizer
     crit = get_loss(loss)
     is_ce = isinstance(crit, CrossEntropyLoss)
-    history = model.history if (initial_epoch > 0 and model.history is not None) else History()
+    history = getattr(model, "history", None)
+    if initial_epoch == 0 or history is None:
+        history = History()
     model.history = history
     cbs = [history] + list(callbacks or [])
     for cb in cbs:
@@ -116,7 +132,7 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
             tqdm.write(f"epoch {epoch + 1}/{epochs}: " +
                        " ".join(f"{k}={v:.4g}" for k, v in logs.items()))
         _call(cbs, "on_epoch_end", epoch, logs)
-        if model.stop_training:
+        if getattr(model, "stop_training", False):
             break
     _call(cbs, "on_train_end")
     model.train()
@@ -137,6 +153,7 @@ def _batches(x, batch_size):
 
 def predict_logits(model, x, batch_size=256):
     """Raw outputs of the model for ``x``, computed ``batch_size`` examples at a time in eval mode."""
+    tune_allocator()
     x = np.asarray(x)
     was_training = model.training
     model.eval()
@@ -175,6 +192,7 @@ def predict(model, x, batch_size=256):
 def evaluate(model, x, y, batch_size=256, loss=None):
     """Mean loss (and accuracy, for cross-entropy) over ``x``, ``y`` in bounded batches.
     Returns ``{"loss": float, "accuracy": float}``."""
+    tune_allocator()
     x, y = _check_xy(model, x, y)
     crit = get_loss(loss)
     is_ce = isinstance(crit, CrossEntropyLoss)

@@ -26,7 +26,7 @@ import urllib.request
 from tqdm.auto import tqdm
 
 from ..errors import DatasetError
-from ..serialization import atomic_write
+from ..fileio import atomic_write
 
 #: Base URLs (ending in "/") tried in order; a file's URL is base + file name.
 MIRRORS = {

@@ -12,9 +12,12 @@ heap and not to hand freed heap memory back to the system, so a training or infe
 reuses the same pages batch after batch. The process keeps the memory of its largest batch
 (which it needed anyway: the peak is unchanged); larger blocks still use ``mmap``.
 
-``import scratchcnn`` calls it once. Set the environment variable ``SCRATCHCNN_MALLOC=system``
-before the import to leave the C library's defaults alone (``keep``, or unset: the default; any
-other value is warned about and treated as the default). Elsewhere than glibc (macOS,
+Importing scratchcnn changes nothing: the tuning is applied by :func:`tune_allocator` where
+scratchcnn starts work that benefits from it -- ``fit``, ``evaluate``, ``predict`` (and
+``predict_proba`` / ``predict_logits``) in :mod:`scratchcnn.training`, and the command line. Set the
+environment variable ``SCRATCHCNN_MALLOC=system`` to leave the C library's defaults alone
+(``keep``, or unset: the default; any other value is warned about and treated as the default);
+call :func:`keep_freed_memory` yourself to apply it to a hand-written loop. Elsewhere than glibc (macOS,
 Windows, musl) it does nothing and returns False.
 """
 import ctypes
@@ -51,9 +54,11 @@ def allocator_tuned():
     return _applied
 
 
-def tune_on_import():
-    """Called by ``import scratchcnn``: applies :func:`keep_freed_memory` unless the environment
-    variable ``SCRATCHCNN_MALLOC`` is ``system``."""
+def tune_allocator():
+    """Apply :func:`keep_freed_memory` unless the environment variable ``SCRATCHCNN_MALLOC`` is
+    ``system``; returns True when the tuning is in force. Cheap after the first call."""
+    if _applied:
+        return True
     value = os.environ.get("SCRATCHCNN_MALLOC", "").strip().lower()
     if value == "system":
         return False

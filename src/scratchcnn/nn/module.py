@@ -73,9 +73,10 @@ class Module:
     and ``_check_input(x)`` to reject a wrong input with a clear message.
     """
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)
-        LAYER_REGISTRY[cls.__name__] = cls  # so a saved architecture can be rebuilt by name
+        if register:      # so a saved architecture can be rebuilt by name
+            LAYER_REGISTRY[cls.__name__] = cls
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())

@@ -1,4 +1,4 @@
-"""Sequential: a model that is a list of layers, itself a Module."""
+"""Sequential: a container that applies a list of layers in order, itself a Module (as in PyTorch)."""
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -14,8 +14,9 @@ class Sequential(Module):
     batch axis, e.g. ``(1, 28, 28)``) is optional; it is learned from the first input
     and lets ``summary()`` and the layer-size checks run before any data is seen.
 
-    Training, evaluation and saving: ``fit``, ``evaluate``, ``predict``,
-    ``predict_proba``, ``summary``, ``save`` (see :mod:`scratchcnn.training`).
+    This is the pure container of the layer floor. ``scratchcnn.Sequential``
+    (:class:`scratchcnn.model.Sequential`) is the same container with the Keras-style
+    training API on top: ``fit``, ``evaluate``, ``predict``, ``summary``, ``save``.
     """
 
     def __init__(self, *layers, input_shape=None):
@@ -23,10 +24,6 @@ class Sequential(Module):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
-        self.metadata = {}        # free-form JSON-friendly facts saved with the model
-        self.history = None       # History of the last fit (kept across resumed fits)
-        self.optimizer = None     # the optimizer last used by fit, saved with the model
-        self.stop_training = False
         self._checked_shape = None
         for layer in layers:
             self.add(layer)
@@ -135,35 +132,3 @@ class Sequential(Module):
     def config(self):
         return {"layers": [{"class": type(l).__name__, "config": l.config()} for l in self.layers],
                 "input_shape": list(self.input_shape) if self.input_shape else None}
-
-    # ---- training API (see scratchcnn.training) ----------------------
-    def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
-            shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0):
-        from ..training import fit
-        return fit(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss,
-                   validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
-                   verbose=verbose, augment=augment, initial_epoch=initial_epoch)
-
-    def evaluate(self, x, y, batch_size=256, loss=None):
-        from ..training import evaluate
-        return evaluate(self, x, y, batch_size=batch_size, loss=loss)
-
-    def predict_logits(self, x, batch_size=256):
-        from ..training import predict_logits
-        return predict_logits(self, x, batch_size=batch_size)
-
-    def predict_proba(self, x, batch_size=256):
-        from ..training import predict_proba
-        return predict_proba(self, x, batch_size=batch_size)
-
-    def predict(self, x, batch_size=256):
-        from ..training import predict
-        return predict(self, x, batch_size=batch_size)
-
-    def summary(self, input_shape=None, print_fn=print):
-        from ..summary import summary
-        return summary(self, input_shape=input_shape, print_fn=print_fn)
-
-    def save(self, path, optimizer=None):
-        from ..serialization import save
-        return save(self, path, optimizer=optimizer)

@@ -16,9 +16,10 @@ Tokens, separated by ``-`` (input sizes are inferred from the input shape):
 """
 import re
 
-from .errors import ConfigError, ShapeError
-from .nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
-                 LeakyReLU, MaxPool2D, ReLU, Sequential, Sigmoid, Softmax, Tanh)
+from ..errors import ConfigError, ShapeError
+from ..model import Sequential
+from ..nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
+                 LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
 
 _CONV = re.compile(r"^conv(\d+)x(\d+)(?:s(\d+))?(?:p(\d+)|(same))?$")
 _POOL = re.compile(r"^(max|avg)pool(\d+)(?:s(\d+))?$")

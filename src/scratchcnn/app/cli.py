@@ -9,7 +9,9 @@ import sys
 
 import numpy as np
 
-from .errors import ScratchCNNError
+from ..errors import ScratchCNNError
+from ..kernels import tune_allocator
+from ..threads import set_num_threads
 
 DEFAULT_THREADS = 1
 
@@ -51,6 +53,9 @@ def _parser():
     t.add_argument("--out", help="run directory (default runs/DATASET-MODEL-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.npz")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--textbook", action="store_true",
+                   help="train on every layer's textbook path (the plain forward/backward a reader reads, "
+                        "no fast kernels): the same results to rounding, slower; the report says which ran")
 
     e = sub.add_parser("evaluate", help="test metrics of a saved model on a data set")
     e.add_argument("model")
@@ -87,8 +92,8 @@ def main(argv=None):
     if args.command is None:
         _parser().print_help()
         return 0
-    from .threads import set_num_threads
     set_num_threads(args.threads)
+    tune_allocator()          # keep freed memory for reuse (SCRATCHCNN_MALLOC=system opts out)
     try:
         return COMMANDS[args.command](args) or 0
     except ScratchCNNError as exc:
@@ -105,7 +110,7 @@ def _classes(text):
     try:
         return [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
-        from .errors import ConfigError
+        from ..errors import ConfigError
         raise ConfigError(f"--classes must be comma-separated integers, got {text!r}") from None
 
 
@@ -120,7 +125,7 @@ def cmd_train(args):
                       classes=_classes(args.classes), per_class=args.per_class,
                       test_per_class=args.test_per_class, val_split=args.val_split,
                       normalize=None if args.normalize == "none" else args.normalize, grayscale=args.grayscale,
-                      seed=args.seed, data_dir=args.data_dir, out=args.out)
+                      seed=args.seed, data_dir=args.data_dir, out=args.out, textbook=args.textbook)
     run_dir, metrics = train(cfg, resume=args.resume, verbose=0 if args.quiet else 1)
     _print_metrics(metrics)
     print(f"run directory: {os.path.abspath(run_dir)} (model.npz, report.md, metrics.json, pictures)")
@@ -134,18 +139,18 @@ def _print_metrics(metrics):
 
 
 def _load_model(path):
-    from .serialization import load
+    from ..model import load
     return load(path)
 
 
 def cmd_evaluate(args):
-    from .datasets import load_dataset
-    from .metrics import classification_report
+    from ..datasets import load_dataset
+    from ..metrics import classification_report
     from .report import evaluate_on_test
     model = _load_model(args.model)
     dataset = args.dataset or model.metadata.get("dataset")
     if dataset is None:
-        from .errors import ConfigError
+        from ..errors import ConfigError
         raise ConfigError("the model file does not name its data set: pass --dataset")
     prep = model.metadata.get("preprocessing") or {}
     data = load_dataset(dataset, data_dir=args.data_dir, classes=_classes(args.classes),
@@ -159,7 +164,7 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    from .images import prepare_image
+    from ..images import prepare_image
     model = _load_model(args.model)
     meta = model.metadata
     names = meta.get("class_names")
@@ -191,7 +196,7 @@ def cmd_summary(args):
 
 
 def cmd_gradcheck(args):
-    from .gradcheck import gradcheck, jitter_biases
+    from ..gradcheck import gradcheck, jitter_biases
     model = _model_from_arg(args.model, args.input_shape, args.classes)
     if not os.path.exists(args.model):
         jitter_biases(model)          # a fresh model's zero biases put ReLUs exactly on their kink

@@ -3,13 +3,13 @@ stronger scratchcnn preset per data set.
 
 A preset is a :class:`Preset`: a function building the model for a given input shape and
 number of classes, plus the training settings that go with it. ``build_model(name_or_spec,
-input_shape, num_classes)`` also accepts a spec string (see :mod:`scratchcnn.spec`).
+input_shape, num_classes)`` also accepts a spec string (see :mod:`scratchcnn.app.spec`).
 """
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
-from .nn import (BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D,
-                 ReLU, Sequential)
+from ..errors import ConfigError
+from ..model import Sequential
+from ..nn import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU
 
 
 @dataclass

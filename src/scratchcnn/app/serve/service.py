@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import ModelFileError
-from ..nn.module import no_grad
+from ...errors import ModelFileError
+from ...nn.module import no_grad
 from . import pictures
 
 FEATURE_LAYERS = ("Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D")
@@ -65,7 +65,7 @@ class ModelService:
 
     @classmethod
     def from_path(cls, path):
-        from ..serialization import load
+        from ...model import load
         return cls(load(path), path=path)
 
     @contextmanager
@@ -84,7 +84,7 @@ class ModelService:
     def prepare(self, image, center=False):
         """A Pillow image -> x: (C, H, W) float32, as the training data was prepared
         (size, channels, scaling, standardising; MNIST-style centring when ``center``)."""
-        from ..images import prepare_image
+        from ...images import prepare_image
         x = np.asarray(prepare_image(image, self.preprocessing, center=center), dtype=np.float32)
         if x.shape != self.input_shape:   # a metadata/model mismatch, not the user's fault
             raise ModelFileError(f"preprocessing in the model file gives inputs of shape {x.shape}, "

@@ -5,7 +5,9 @@ import os
 
 import numpy as np
 
-from .serialization import atomic_write
+from ..fileio import atomic_write, write_json
+from ..metrics import classification_metrics, classification_report
+from . import plots
 
 
 def _write_history_csv(path, history):
@@ -20,7 +22,6 @@ def _write_history_csv(path, history):
 
 def evaluate_on_test(model, data, batch_size=256):
     """Predictions, probabilities and the metrics dict of ``model`` on the test split."""
-    from .metrics import classification_metrics
     probs = model.predict_proba(data.x_test, batch_size=batch_size)
     pred = probs.argmax(axis=1)
     metrics = classification_metrics(data.y_test, pred, class_names=list(data.class_names))
@@ -28,19 +29,17 @@ def evaluate_on_test(model, data, batch_size=256):
     return pred, probs, metrics
 
 
-def write_run_outputs(run_dir, model, data, cfg, train_seconds=None, interrupted=False, history=None):
+def write_run_outputs(run_dir, model, data, cfg, train_seconds=None, interrupted=False, history=None,
+                      code_path=None):
     """Write metrics.json, history.csv / .json, the pictures and report.md; return the metrics.
 
     ``model`` is the model evaluated (the best checkpoint); ``history`` the whole run's History
-    (default: the model's own)."""
-    from . import plots
-    from .experiment import write_json
-    from .metrics import classification_report
-
+    (default: the model's own); ``code_path``: "textbook" or "fast kernels", the code that trained it."""
     history = history if history is not None else model.history
     pred, probs, metrics = evaluate_on_test(model, data)
     metrics["train_seconds"] = train_seconds
     metrics["interrupted"] = interrupted
+    metrics["code_path"] = code_path
     metrics["epochs_run"] = len(history.epoch) if history else 0
     write_json(os.path.join(run_dir, "metrics.json"), metrics)
     if history is not None:
@@ -73,6 +72,13 @@ def _write_report(run_dir, model, data, cfg, metrics, report_text, pictures):
     lines = [f"# scratchcnn run: {cfg.model} on {data.name}", ""]
     if metrics.get("interrupted"):
         lines += ["**Interrupted with Ctrl-C**: the models are from the last finished epoch.", ""]
+    path = metrics.get("code_path")
+    if path:
+        lines += [f"Trained on the **{path}** path: " + (
+            "every layer ran its own plain forward / backward, the code a reader reads (no fast kernels)."
+            if path == "textbook" else
+            "the layers chose their fast kernels (scratchcnn.kernels) where one applies; "
+            "`scratchcnn train --textbook` runs the plain layer code instead."), ""]
     lines += ["## Configuration", "", "| setting | value |", "|---|---|"]
     for k, v in asdict(cfg).items():
         if v not in (None, {}, []):

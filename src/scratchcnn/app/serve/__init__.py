@@ -1,7 +1,7 @@
 """``scratchcnn serve``: a local web page to draw or upload an image, see the model's
 prediction and look inside the network (feature maps, filters, summary, training run).
 
-    >>> from scratchcnn.serve import create_app, run
+    >>> from scratchcnn.app.serve import create_app, run
     >>> app = create_app("runs/digits-small-.../model.npz")   # a FastAPI application
     >>> run("model.npz", host="127.0.0.1", port=8000)           # serve it with uvicorn
 

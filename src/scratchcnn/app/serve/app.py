@@ -23,12 +23,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import ScratchCNNError
+from ...errors import ScratchCNNError
 from . import pictures
 from .inputs import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES, BadRequest, BodySizeLimit, read_image
 from .service import ModelService
 
-STATIC_DIR = str(files("scratchcnn.serve") / "static")
+STATIC_DIR = str(files("scratchcnn.app.serve") / "static")
 
 
 def create_app(model_path_or_model, max_upload_bytes=MAX_UPLOAD_BYTES):

@@ -7,8 +7,8 @@
 """
 import numpy as np
 
-from .errors import ConfigError, ShapeError
-from .nn import AvgPool2D, BatchNorm2D, Conv2D, MaxPool2D, Sequential, no_grad
+from ..errors import ConfigError, ShapeError
+from ..nn import AvgPool2D, BatchNorm2D, Conv2D, MaxPool2D, Sequential, no_grad
 
 #: Layer types whose outputs ``activations`` returns by default (all give (N, C, H, W) maps).
 FEATURE_MAP_LAYERS = (Conv2D, MaxPool2D, AvgPool2D, BatchNorm2D)

@@ -17,10 +17,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .errors import ConfigError, LabelError, ShapeError
+from ..errors import ConfigError, LabelError, ShapeError
 from .introspect import activations, first_conv_filters
-from .nn import Conv2D
-from .serialization import atomic_write
+from ..nn import Conv2D
+from ..fileio import atomic_write
 
 DPI = 100
 
@@ -199,7 +199,7 @@ def plot_feature_maps(model, x, path, max_maps=16, layers=None):
     showing its first ``max_maps`` output channels, each rescaled to 0..1 on its own.
 
     x: (C, H, W) one example (or (1, C, H, W)). layers: as in
-    :func:`scratchcnn.introspect.activations`; None means every Conv2D layer. Returns None
+    :func:`scratchcnn.app.introspect.activations`; None means every Conv2D layer. Returns None
     (and writes nothing) when there is no layer to show.
     """
     x = np.asarray(x)

@@ -1,19 +1,23 @@
 """One training run, as the command line does it: data, model, optimizer, schedule,
 augmentation, checkpoints (best and last), Ctrl-C handling, and the run directory."""
+import contextlib
 import json
 import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
-from . import optim
-from .callbacks import Callback, ModelCheckpoint
-from .errors import ConfigError
+from .. import optim
+from ..callbacks import Callback, ModelCheckpoint
+from ..datasets import augment_from_name, load_dataset
+from ..errors import ConfigError
+from ..fileio import write_json
+from ..kernels import textbook, textbook_enabled
+from ..model import load
+from ..random import manual_seed
+from ..threads import set_num_threads
 from .presets import PRESETS, get_preset
-from .random import manual_seed
-from .serialization import atomic_write, load
+from .report import write_run_outputs
 from .spec import build_from_spec, is_spec
 
 
@@ -39,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     data_dir: str = None
     out: str = None
+    textbook: bool = False         # every layer on its textbook path (no fast kernels)
     extra: dict = field(default_factory=dict)
 
     def resolved(self):
@@ -61,7 +66,7 @@ class TrainConfig:
 
 
 def build_model(name_or_spec, input_shape, num_classes):
-    """A preset name (``seed-a-simple``, ``strong``, ...) or a spec string (see scratchcnn.spec).
+    """A preset name (``seed-a-simple``, ``strong``, ...) or a spec string (see scratchcnn.app.spec).
     A spec's last Dense must output ``num_classes`` values."""
     if name_or_spec in PRESETS:
         return get_preset(name_or_spec).build(tuple(input_shape), num_classes)
@@ -130,18 +135,6 @@ class GracefulInterrupt(Callback):
             signal.signal(signal.SIGINT, self._previous)
 
 
-def write_json(path, obj):
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=_jsonable)), mode="w")
-
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def default_run_dir(cfg):
     stamp = time.strftime("%Y%m%d-%H%M%S")
     model = cfg.model if cfg.model in PRESETS else "custom"
@@ -150,15 +143,13 @@ def default_run_dir(cfg):
 
 def train(cfg, resume=None, verbose=1, threads=None):
     """Run one experiment; returns ``(run_dir, metrics dict)``."""
-    from .datasets import load_dataset
-    from .report import write_run_outputs
-
     if resume:
         with open(os.path.join(resume, "config.json")) as f:
             saved = json.load(f)
         saved_cfg = TrainConfig(**saved["config"])
         if cfg.epochs is not None:
             saved_cfg.epochs = cfg.epochs
+        saved_cfg.textbook = saved_cfg.textbook or cfg.textbook
         cfg, run_dir = saved_cfg, resume
     else:
         cfg = cfg.resolved()
@@ -187,7 +178,6 @@ def train(cfg, resume=None, verbose=1, threads=None):
                 "train_size": len(data.x_train), "val_size": len(data.x_val) if data.x_val is not None else 0,
                 "test_size": len(data.x_test)})
     if threads:
-        from .threads import set_num_threads
         set_num_threads(threads)
     augment = _augmenter(cfg.augment)
     stopper = GracefulInterrupt()
@@ -202,18 +192,19 @@ def train(cfg, resume=None, verbose=1, threads=None):
     if sched is not None:
         callbacks.append(sched)
     t0 = time.perf_counter()
-    model.fit(data.x_train, data.y_train, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=optimizer,
-              validation_data=(data.x_val, data.y_val) if has_val else None, callbacks=callbacks,
-              verbose=verbose, augment=augment, initial_epoch=start)
+    with textbook(True) if cfg.textbook else contextlib.nullcontext():
+        code_path = "textbook" if textbook_enabled() else "fast kernels"
+        model.fit(data.x_train, data.y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                  optimizer=optimizer, validation_data=(data.x_val, data.y_val) if has_val else None,
+                  callbacks=callbacks, verbose=verbose, augment=augment, initial_epoch=start)
     train_seconds = time.perf_counter() - t0
     best = load(best_path) if os.path.exists(best_path) else model
     metrics = write_run_outputs(run_dir, best, data, cfg, train_seconds=train_seconds,
-                                interrupted=stopper.interrupted, history=model.history)
+                                interrupted=stopper.interrupted, history=model.history, code_path=code_path)
     return run_dir, metrics
 
 
 def _augmenter(name):
     if not name or name == "none":
         return None
-    from .datasets import augment_from_name
     return augment_from_name(name)

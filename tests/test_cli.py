@@ -113,3 +113,24 @@ def test_ctrl_c_finishes_the_epoch_and_keeps_the_models(tmp_path):
     assert (out / "model.npz").exists() and (out / "last.npz").exists()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] is True and metrics["epochs_run"] < 500
+
+
+def test_train_textbook_runs_the_plain_layer_code_with_the_same_results(tmp_path):
+    """--textbook: every layer on its own forward/backward (no fast kernels); the same network
+    trained both ways ends with the same losses to rounding, and the report says which ran."""
+    spec = "conv8x3same-relu-conv8x3same-bn-relu-maxpool2-flatten-dense10"    # 1-channel, Winograd, BN, tiled pool
+    runs = {}
+    for name, extra in (("fast", []), ("textbook", ["--textbook"])):
+        out = tmp_path / name
+        assert main(["train", "--model", spec, "--epochs", "2", "--per-class", "40", "--out", str(out),
+                     "--quiet"] + extra) == 0
+        runs[name] = out
+    assert not sc.textbook_enabled()                    # the switch is back off after the run
+    metrics = {k: json.loads((v / "metrics.json").read_text()) for k, v in runs.items()}
+    assert metrics["textbook"]["code_path"] == "textbook" and metrics["fast"]["code_path"] == "fast kernels"
+    assert "Trained on the **textbook** path" in (runs["textbook"] / "report.md").read_text()
+    assert "Trained on the **fast kernels** path" in (runs["fast"] / "report.md").read_text()
+    assert json.loads((runs["textbook"] / "config.json").read_text())["config"]["textbook"] is True
+    hist = {k: json.loads((v / "history.json").read_text())["history"] for k, v in runs.items()}
+    np.testing.assert_allclose(hist["textbook"]["loss"], hist["fast"]["loss"], rtol=1e-3)
+    assert abs(metrics["textbook"]["accuracy"] - metrics["fast"]["accuracy"]) <= 0.02

@@ -13,8 +13,8 @@ reports, plots, presets, spec strings, introspection, export, web page).
 """
 from . import optim
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
-from .errors import (ConfigError, DatasetError, LabelError, ModelFileError, ScratchCNNError, ShapeError,
-                     TrainingDivergedError)
+from .errors import (ConfigError, DatasetError, ExportError, LabelError, ModelFileError, ScratchCNNError,
+                     ShapeError, TrainingDivergedError)
 from .gradcheck import gradcheck
 from .kernels import textbook, textbook_enabled, use_textbook
 from .losses import CrossEntropyLoss, MSELoss
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Callback", "ConfigError", "Conv2D", "CrossEntropyLoss",
-    "DatasetError", "Dense", "Dropout", "EarlyStopping", "Flatten", "GlobalAvgPool2D", "History",
+    "DatasetError", "Dense", "Dropout", "ExportError", "EarlyStopping", "Flatten", "GlobalAvgPool2D", "History",
     "LabelError", "LeakyReLU", "MSELoss", "MaxPool2D", "ModelCheckpoint", "ModelFileError", "Module",
     "Parameter", "ReLU", "ScratchCNNError", "Sequential", "ShapeError", "Sigmoid", "Softmax", "Tanh",
     "TrainingDivergedError", "get_num_threads", "get_rng", "gradcheck", "load", "manual_seed", "no_grad",

@@ -37,3 +37,8 @@ class ModelFileError(ScratchCNNError, OSError):
 
 class DatasetError(ScratchCNNError, OSError):
     """A data set is unknown, missing, or its files are corrupted."""
+
+
+class ExportError(ScratchCNNError, ValueError):
+    """A model cannot be exported (a layer the format has no operator for), or the package an
+    export needs (onnx, onnxruntime, torch) is not installed."""

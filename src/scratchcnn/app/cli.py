@@ -1,4 +1,4 @@
-"""The ``scratchcnn`` command line: train, evaluate, predict, summary, gradcheck, experiments, serve.
+"""The ``scratchcnn`` command line: train, evaluate, predict, summary, gradcheck, experiments, serve, export.
 
 Run ``scratchcnn COMMAND --help`` for each command's options.
 """
@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import ScratchCNNError
 from ..kernels import tune_allocator
 from ..threads import set_num_threads
+from .export import add_export_parser, export_command
 
 DEFAULT_THREADS = 1
 
@@ -84,6 +85,8 @@ def _parser():
     v.add_argument("model")
     v.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     v.add_argument("--port", type=int, default=8000)
+
+    add_export_parser(sub)
     return ap
 
 
@@ -223,4 +226,5 @@ def cmd_serve(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "summary": cmd_summary,
-            "gradcheck": cmd_gradcheck, "experiments": cmd_experiments, "serve": cmd_serve}
+            "gradcheck": cmd_gradcheck, "experiments": cmd_experiments, "serve": cmd_serve,
+            "export": export_command}

@@ -2,7 +2,7 @@
 
 Run from the repository root:  python benchmarks/conv_paths.py [--threads 1] [--batch 64]
 
-For 3x3 stride-1 convolutions the fast path can use Winograd F(2x2, 3x3)
+For 3x3 stride-1 convolutions the fast kernels include Winograd F(2x2, 3x3)
 (``scratchcnn.kernels.winograd``) or channels-last im2col + one matrix product
 (``scratchcnn.kernels.conv_nhwc``). This script times both on the same layer and input
 (NHWC memory, as one convolution hands to the next), forward without gradients

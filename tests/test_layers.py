@@ -1,4 +1,4 @@
-"""Every layer against the naive loop reference (scratchcnn.reference), on randomised shapes."""
+"""Every layer against its loop (scratchcnn.nn.loops, the naive loops), on randomised shapes."""
 import numpy as np
 import pytest
 
@@ -91,20 +91,45 @@ def test_dense_matches_naive_loops(n, din, dout, rng):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("textbook", [False, True], ids=["kernel", "textbook"])
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (6, 4)])
-def test_batchnorm_train_matches_naive_loops(shape, rng):
+def test_batchnorm_train_matches_naive_loops(shape, textbook, rng):
+    """Both of BatchNorm's training-mode closed forms (the fast kernel's, the textbook path's) against
+    the loop's chain rule through mean and variance."""
     cls = sc.BatchNorm2D if len(shape) == 4 else sc.BatchNorm1D
     layer = cls(shape[1]).to(np.float64)
     layer.weight.data[:] = rng.standard_normal(shape[1])
     layer.bias.data[:] = rng.standard_normal(shape[1])
     x = rng.standard_normal(shape) * 3 + 1
-    y = layer(x)
     g = rng.standard_normal(shape)
-    dx = layer.backward(g)
+    with sc.kernels.textbook(textbook):
+        y = layer(x)
+        dx = layer.backward(g)
     y_ref, dx_ref, dgamma, dbeta = ref.batchnorm_train_forward_backward(x, layer.weight.data, layer.bias.data,
                                                                         layer.eps, g)
     for a, b in [(y, y_ref), (dx, dx_ref), (layer.weight.grad, dgamma), (layer.bias.grad, dbeta)]:
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("textbook", [False, True], ids=["kernel", "textbook"])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (6, 4)])
+def test_batchnorm_eval_matches_naive_loops(shape, textbook, rng):
+    cls = sc.BatchNorm2D if len(shape) == 4 else sc.BatchNorm1D
+    layer = cls(shape[1]).to(np.float64)
+    c = shape[1]
+    layer.load_state_dict({"weight": rng.standard_normal(c), "bias": rng.standard_normal(c),
+                           "running_mean": rng.standard_normal(c), "running_var": rng.random(c) + 0.5,
+                           "num_batches_tracked": np.array(3)})
+    layer.eval()
+    x, g = rng.standard_normal(shape) * 3 + 1, rng.standard_normal(shape)
+    with sc.kernels.textbook(textbook):
+        y = layer(x)
+        dx = layer.backward(g)
+    y_ref, dx_ref, dgamma, dbeta = ref.batchnorm_eval_forward_backward(
+        x, layer.weight.data, layer.bias.data, layer.running_mean, layer.running_var, layer.eps, g)
+    for a, b in [(y, y_ref), (dx, dx_ref), (layer.weight.grad, dgamma), (layer.bias.grad, dbeta)]:
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert int(layer.num_batches_tracked) == 3             # eval leaves the running statistics alone
 
 
 def test_batchnorm_eval_uses_running_statistics(rng):
@@ -118,32 +143,14 @@ def test_batchnorm_eval_uses_running_statistics(rng):
     assert int(layer.num_batches_tracked) == 5
 
 
-def _elementwise_ref(name, x, g):
-    import math
-    flat_x, flat_g = x.ravel(), g.ravel()
-    y, dx = np.empty_like(flat_x), np.empty_like(flat_x)
-    for i, (v, gv) in enumerate(zip(flat_x, flat_g)):
-        if name == "relu":
-            y[i], dx[i] = max(v, 0.0), gv * (1.0 if v > 0 else 0.0)
-        elif name == "leaky":
-            y[i], dx[i] = (v, gv) if v > 0 else (0.1 * v, 0.1 * gv)
-        elif name == "sigmoid":
-            s = 1 / (1 + math.exp(-v))
-            y[i], dx[i] = s, gv * s * (1 - s)
-        elif name == "tanh":
-            t = math.tanh(v)
-            y[i], dx[i] = t, gv * (1 - t * t)
-    return y.reshape(x.shape), dx.reshape(x.shape)
-
-
-@pytest.mark.parametrize("name,layer", [("relu", sc.ReLU()), ("leaky", sc.LeakyReLU(0.1)),
+@pytest.mark.parametrize("name,layer", [("relu", sc.ReLU()), ("leaky_relu", sc.LeakyReLU(0.1)),
                                         ("sigmoid", sc.Sigmoid()), ("tanh", sc.Tanh())])
-def test_activations_match_scalar_maths(name, layer, rng):
+def test_activations_match_naive_loops(name, layer, rng):
     x = rng.standard_normal((3, 4, 5)) * 4
     g = rng.standard_normal(x.shape)
     y = layer(x)
     dx = layer.backward(g)
-    y_ref, dx_ref = _elementwise_ref(name, x, g)
+    y_ref, dx_ref = ref.elementwise_forward_backward(name, x, g, negative_slope=0.1)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-15)
 
@@ -151,6 +158,16 @@ def test_activations_match_scalar_maths(name, layer, rng):
 def test_sigmoid_is_stable_for_large_inputs():
     y = sc.Sigmoid()(np.array([[-1000.0, 0.0, 1000.0]]))
     np.testing.assert_allclose(y, [[0.0, 0.5, 1.0]])
+
+
+def test_softmax_matches_naive_loops(rng):
+    x = rng.standard_normal((3, 5)) * 10
+    layer = sc.Softmax()
+    y = layer(x)
+    g = rng.standard_normal(y.shape)
+    y_ref, dx_ref = ref.softmax_forward_backward(x, g)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(layer.backward(g), dx_ref, rtol=1e-10, atol=1e-14)
 
 
 def test_softmax_layer_and_its_jacobian(rng):
@@ -202,6 +219,16 @@ def test_dropout_inverted_scaling_and_eval_identity(rng):
     assert layer(x) is x
 
 
+def test_global_avg_pool_matches_naive_loops(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    gap = sc.GlobalAvgPool2D()
+    y = gap(x)
+    g = rng.standard_normal(y.shape)
+    y_ref, dx_ref = ref.global_avgpool2d_forward_backward(x, g)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gap.backward(g), dx_ref, rtol=1e-12, atol=1e-15)
+
+
 def test_global_avg_pool_and_flatten(rng):
     x = rng.standard_normal((2, 3, 4, 5))
     gap = sc.GlobalAvgPool2D()
@@ -211,6 +238,32 @@ def test_global_avg_pool_and_flatten(rng):
     fl = sc.Flatten()
     assert fl(x).shape == (2, 60)
     np.testing.assert_array_equal(fl.backward(fl(x)), x)
+
+
+@pytest.mark.parametrize("textbook", [False, True], ids=["kernel", "textbook"])
+def test_no_grad_keeps_nothing_for_backward(textbook):
+    """Under no_grad the layers keep no arrays for backward (and training BatchNorm still updates
+    its running statistics)."""
+    x4, x2 = np.random.rand(4, 3, 6, 6), np.random.rand(4, 3)
+    layers = [(sc.BatchNorm2D(3), x4, "_saved"), (sc.BatchNorm1D(3), x2, "_saved"), (sc.MaxPool2D(2), x4, "_saved"),
+              (sc.MaxPool2D(3, 2), x4, "_saved"), (sc.AvgPool2D(2), x4, "_saved"), (sc.Dense(3, 2), x2, "_x"),
+              (sc.ReLU(), x4, "_y"), (sc.LeakyReLU(), x4, "_mask"), (sc.Sigmoid(), x4, "_y"), (sc.Tanh(), x4, "_y"),
+              (sc.Softmax(), x2, "_y")]
+    for layer, x, attr in layers:
+        with sc.no_grad(), sc.kernels.textbook(textbook):
+            layer(x)
+        assert getattr(layer, attr) is None, layer
+        if isinstance(layer, (sc.BatchNorm1D, sc.BatchNorm2D)):
+            assert int(layer.num_batches_tracked) == 1
+
+
+@pytest.mark.parametrize("module", ["batchnorm", "pool", "linear", "activations", "dropout", "init"])
+def test_layer_docstring_examples_hold(module):
+    """The Example sections of the layers' docstrings run and print what they say."""
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(f"scratchcnn.nn.{module}"))
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_float32_by_default_and_to_float64():
@@ -234,4 +287,4 @@ def test_no_grad_keeps_no_caches():
     layer = sc.Conv2D(1, 2, 3)
     with sc.no_grad():
         layer(np.random.rand(1, 1, 5, 5))
-    assert layer._cache is None
+    assert layer._saved is None

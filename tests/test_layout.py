@@ -139,6 +139,12 @@ def test_the_package_keeps_its_floors_and_has_no_import_cycle():
     assert layout_problems(SRC) == []
 
 
+def test_every_layer_file_is_a_page():
+    long = {p.name: n for p in (SRC / PACKAGE / "nn").glob("*.py") if p.name not in NOT_LAYER_PAGES
+            for n in [len(p.read_text().splitlines())] if n > LAYER_PAGE_LINES}
+    assert long == {}, f"layer files longer than {LAYER_PAGE_LINES} lines: {long}"
+
+
 def _write(root, files):
     for rel, text in files.items():
         path = root / PACKAGE / rel
@@ -187,3 +193,26 @@ def test_importing_the_library_loads_no_part_of_the_application_wing():
             "or m.split('.')[0] in ('matplotlib', 'fastapi', 'uvicorn')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert ast.literal_eval(out.strip()) == []
+
+
+def _defined_names(path):
+    """Dotted names defined in a file: functions, classes and their methods."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        if isinstance(node, ast.ClassDef):
+            names |= {f"{node.name}.{m.name}" for m in node.body if isinstance(m, ast.FunctionDef)}
+    return names
+
+
+def test_every_stop_of_the_reading_guide_is_a_real_file_and_function():
+    import re
+    guide = (SRC.parent / "docs" / "reading-guide.md").read_text()
+    stops = re.findall(r"\[(src/scratchcnn/[\w/]+\.py)\]\(\.\./\1\), read first: `([\w.]+)`", guide)
+    assert len(stops) >= 20
+    assert "(docs/reading-guide.md)" in (SRC.parent / "README.md").read_text()      # linked from the README
+    for rel, name in stops:
+        path = SRC.parent / rel
+        assert path.exists(), rel
+        assert name in _defined_names(path), f"{rel} defines no {name}"

@@ -196,7 +196,7 @@ def test_activations_layer_selection(trained):
 def test_activations_keep_no_gradient_caches():
     model = _model(1)
     introspect.activations(model, np.zeros((2, 1, 12, 12), np.float32))
-    assert model.layers[0]._cache is None
+    assert model.layers[0]._saved is None
 
 
 def test_first_conv_filters(trained):

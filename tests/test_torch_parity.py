@@ -39,11 +39,11 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(params=["fast", "reference"])
+@pytest.fixture(params=["fast", "textbook"])
 def paths(request):
-    """Run a test on the layers' fast paths (the default) and again on their plain reference
-    implementations (``scratchcnn.kernels.textbook``): both must match torch."""
-    if request.param == "reference":
+    """Run a test on the layers' fast kernels (the default) and again on their textbook
+    paths (``scratchcnn.kernels.textbook``): both must match torch."""
+    if request.param == "textbook":
         with textbook():
             yield request.param
     else:
@@ -160,7 +160,7 @@ def test_conv2d_parity(cfg, dtype, paths):
 
 
 def _winograd_configs(count=16, seed=77):
-    """3x3 stride-1 convolutions that the fast path computes with Winograd F(2x2, 3x3)."""
+    """3x3 stride-1 convolutions that the fast kernels compute with Winograd F(2x2, 3x3)."""
     configs = [(2, 32, 32, "same", (28, 28), True), (1, 4, 4, 0, (5, 5), False), (2, 5, 7, (2, 0), (7, 4), True),
                (1, 6, 4, (0, 2), (3, 8), True), (3, 8, 16, 2, (1, 1), False)]
     rng = np.random.default_rng(seed)
@@ -178,14 +178,14 @@ WINOGRAD_CONFIGS = _winograd_configs()
 @pytest.mark.parametrize("cfg", WINOGRAD_CONFIGS, ids=[_conv_id(c[:3] + (3, 1) + c[3:]) for c in WINOGRAD_CONFIGS])
 def test_conv2d_winograd_parity(cfg, dtype, paths):
     """Forward, input and parameter gradients of the Winograd path (odd sizes, every padding it
-    takes, pieces of several images) against torch; on the reference path, the same configs."""
+    takes, pieces of several images) against torch; on the textbook path, the same configs."""
     n, cin, cout, padding, (h, w), bias = cfg
     seed = 500 + WINOGRAD_CONFIGS.index(cfg)
     torch.manual_seed(seed)
     tconv = nn.Conv2d(cin, cout, 3, padding=padding, bias=bias)
     conv = sc.Conv2D(cin, cout, 3, padding=padding, bias=bias, dtype=dtype)
     assert conv.uses_winograd()
-    conv.max_cols_elements = 16 * 36 * cin       # pieces of about one image of up to 12x12
+    conv.fast_kernel().max_piece_elements = 16 * 36 * cin      # pieces of about one image of up to 12x12
     x = np.random.default_rng(seed).standard_normal((n, cin, h, w))
     check_layer_parity(torch, conv, tconv, x, dtype, seed=seed + 1)
 
@@ -718,7 +718,7 @@ def test_conv2d_inference_in_chunks(dtype, paths):
     conv, tconv = sc.Conv2D(2, 3, 3, padding=1, dtype=dtype), nn.Conv2d(2, 3, 3, padding=1)
     tconv = tconv.to(torch_dtype(torch, dtype))
     copy_torch_weights(conv, tconv)
-    conv.max_cols_elements = 2 * 6 * 7 * 9 * 2      # about two examples per piece
+    conv.fast_kernel().max_piece_elements = 2 * 6 * 7 * 9 * 2      # about two examples per piece
     x = np.random.default_rng(9).standard_normal((7, 2, 6, 7)).astype(dtype)
     with sc.no_grad(), torch.no_grad():
         assert_close(conv(x), tconv(torch.tensor(x)), dtype, "chunked inference")

@@ -1,6 +1,7 @@
-"""Fast convolution kernels on channels-last (NHWC) arrays.
+"""Channels-last (NHWC) im2col, col2im and weight layouts: the helpers of
+:class:`scratchcnn.kernels.conv_channels_last.ChannelsLastConv` (and of the Winograd kernel).
 
-The reference path (:mod:`scratchcnn.kernels.im2col`) works on NCHW arrays; its
+The textbook path (:mod:`scratchcnn.kernels.im2col`) works on NCHW arrays; its
 im2col rows are ordered ``(c, di, dj)`` and its output must be transposed back to
 NCHW. Here the input is ``xh: (N, H, W, C)``, and a receptive field laid out as a row
 is ``(di, dj, c)``: each of its ``kh*kw`` pieces is a contiguous run of ``C`` values,
@@ -102,39 +103,3 @@ def conv_input_grad_nhwc(g, wf_rows, in_hw, pads, gpad, cols, out=None):
     gpad[:, oi:oi + oh, oj:oj + ow, :] = g
     im2col_nhwc(gpad, (kh, kw), (1, 1), (h, w), cols)
     return np.matmul(cols, wf_rows, out=out).reshape(n, h, w, wf_rows.shape[1])
-
-
-# ---- one input channel: NCHW output from one batched product --------------------------
-# With a single input channel there is nothing to gain from channels-last: the image's
-# receptive fields are gathered as ``colsT: (N, kh*kw, OH*OW)`` (one block copy per kernel
-# offset, each a contiguous (OH, OW) image when the stride is 1) and ``W: (C_out, kh*kw)``
-# times ``colsT[n]`` is directly the NCHW output ``(C_out, OH*OW)`` of image n.
-
-def im2col_one_channel(xp, kernel_size, stride, out_size, out):
-    """``xp: (N, Hp, Wp)`` -> ``out: (N, kh*kw, OH*OW)``, row ``(di, dj)`` of image n holding
-    ``xp[n, i*sh + di, j*sw + dj]`` at column ``(i, j)``. ``out`` may be a slice of a larger
-    buffer (rows strided): splitting its axes below is always a view."""
-    n = xp.shape[0]
-    kh, kw = kernel_size
-    sh, sw = stride
-    oh, ow = out_size
-    o5 = out.reshape(n, kh, kw, oh, ow)
-    for di in range(kh):
-        for dj in range(kw):
-            o5[:, di, dj] = xp[:, di:di + sh * (oh - 1) + 1:sh, dj:dj + sw * (ow - 1) + 1:sw]
-    return out
-
-
-def col2im_one_channel(dcols, kernel_size, stride, out_size, out):
-    """Adjoint of :func:`im2col_one_channel`: ``dcols: (N, kh*kw, OH*OW)`` added back onto
-    ``out: (N, Hp, Wp)`` (overwritten), one strided slice-add per kernel offset."""
-    n = out.shape[0]
-    kh, kw = kernel_size
-    sh, sw = stride
-    oh, ow = out_size
-    d5 = dcols.reshape(n, kh, kw, oh, ow)
-    out[...] = 0
-    for di in range(kh):
-        for dj in range(kw):
-            out[:, di:di + sh * (oh - 1) + 1:sh, dj:dj + sw * (ow - 1) + 1:sw] += d5[:, di, dj]
-    return out

@@ -17,10 +17,10 @@ terms over four times as many rows: 16 / 36 of the multiplications.
 Each transform is linear in its 16 (or 4) values and is applied to all tiles and channels
 at once: the output transform as one matrix product with ``kron(A^T, A^T)`` (4x16), the
 input transform ``B^T d B`` separably, rows then columns, as 8 whole-array additions and
-subtractions (every row of ``B^T`` takes the sum or difference of two values; measured 1.3x
-faster than the product with the 16x16 ``kron(B^T, B^T)``, which :data:`BB` keeps as the
-definition). The tiles are gathered with 16 strided block copies and the outputs scattered
-with 4. Arrays here are channels-last:
+subtractions (every row of ``B^T`` takes the sum or difference of two values: cheaper than
+the product with the 16x16 ``kron(B^T, B^T)``, which :data:`BB` keeps as the definition).
+The tiles are gathered with 16 strided block copies and the outputs scattered with 4.
+Arrays here are channels-last:
 
     xp: (m, 2*TH + 2, 2*TW + 2, C)   padded input, zero wherever the image is not
     D:  (16, m*TH*TW*C)              D[4a + b] = xp[:, a::2, b::2, :] (TH x TW tiles)
@@ -33,6 +33,9 @@ into the same 2x2 tiles), the weight gradient is ``dU[k] = V[k]^T @ dM[k]`` mapp
 ``G^T . G``; the input gradient is the same algorithm run on the padded output gradient with
 the flipped, transposed kernel (a "full" convolution). In float32 the results differ from
 im2col's by rounding only (about 1e-6 relative); in float64 by about 1e-15.
+
+These are the maths of :class:`scratchcnn.kernels.conv_winograd.WinogradConv`, the kernel
+:class:`scratchcnn.nn.Conv2D` uses for them (its piece loop and what it keeps for backward).
 """
 import numpy as np
 

@@ -1,4 +1,5 @@
-"""Element-wise activations and Softmax. Each keeps what its derivative needs."""
+"""Element-wise activations and Softmax. Each keeps what its derivative needs, as one named attribute;
+each ``forward`` / ``backward`` is the textbook path (no fast kernels here; loops in scratchcnn.nn.loops)."""
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -6,38 +7,58 @@ from .module import Module, is_grad_enabled
 
 
 class ReLU(Module):
-    """``y = max(x, 0)``; backward ``dx = dy * (x > 0)``, and ``x > 0`` exactly where ``y > 0``.
+    """``ReLU()``: ``y = max(x, 0)``, element by element.
 
-    ``x * (x > 0)`` into a fresh array with the input's memory order (an NCHW view of
-    NHWC memory stays NHWC, see :mod:`scratchcnn.kernels.conv_nhwc`); this branch-free
-    form is faster than ``np.maximum`` or ``np.where``. The output itself is kept for
-    backward instead of a separate mask.
+    Shape: x: (N, ...) float32 -> y: x's shape, float32 (a float64 x stays float64), in x's memory order
+        (an NCHW view of NHWC memory stays NHWC, see :mod:`scratchcnn.kernels.conv_nhwc`).
+    Forward: ``y = x * (x > 0)`` into a fresh array: branch-free, faster than ``np.maximum`` or ``np.where``.
+    Backward: ``dx = dy * (x > 0)``, and ``x > 0`` exactly where ``y > 0``: y is kept instead of a mask.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> relu = sc.ReLU()
+        >>> relu(np.array([[-1.0, 0.5, 2.0]])).tolist() == [[0.0, 0.5, 2.0]]
+        True
+        >>> relu.backward(np.ones((1, 3))).tolist()
+        [[0.0, 1.0, 1.0]]
+
+    See also: the loop :func:`scratchcnn.nn.loops.elementwise_forward_backward` (``"relu"``); :class:`LeakyReLU`.
     """
 
     def __init__(self):
         super().__init__()
-        self._mask = None     # the forward output y (y > 0 is the mask)
+        self._y = None        # the forward output (y > 0 is the mask)
 
     def forward(self, x):
         y = np.multiply(x, x > 0, dtype=x.dtype)
         if is_grad_enabled():
-            self._mask = y
+            self._y = y
         return y
 
     def backward(self, grad_out):
-        return np.multiply(grad_out, self._mask > 0, dtype=grad_out.dtype)
+        return np.multiply(grad_out, self._y > 0, dtype=grad_out.dtype)
 
     def _clear_cache(self):
-        self._mask = None
+        self._y = None
 
 
 class LeakyReLU(Module):
-    """``y = x if x > 0 else negative_slope * x``; backward multiplies by 1 or the slope."""
+    """``LeakyReLU(negative_slope=0.01)``: ``y = x`` where ``x > 0``, ``negative_slope * x`` elsewhere.
+
+    Shape: x: (N, ...) float32 -> y: x's shape, float32 (a float64 x stays float64).
+    Forward: ``y = np.where(x > 0, x, negative_slope * x)``; the mask ``x > 0`` is kept.
+    Backward: the derivative is 1 or the slope: ``dx = dy`` where ``x > 0``, ``negative_slope * dy`` elsewhere.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> sc.LeakyReLU(0.1)(np.array([[-1.0, 2.0]])).tolist()
+        [[-0.1, 2.0]]
+
+    See also: the loop :func:`scratchcnn.nn.loops.elementwise_forward_backward` (``"leaky_relu"``); :class:`ReLU`.
+    """
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = float(negative_slope)
-        self._mask = None
+        self._mask = None     # x > 0, boolean, x's shape
 
     def config(self):
         return {"negative_slope": self.negative_slope}
@@ -56,11 +77,23 @@ class LeakyReLU(Module):
 
 
 class Sigmoid(Module):
-    """``y = 1 / (1 + exp(-x))`` (computed stably for both signs); ``dx = dy * y * (1 - y)``."""
+    """``Sigmoid()``: ``y = 1 / (1 + exp(-x))``, element by element.
+
+    Shape: x: (N, ...) float32 -> y: x's shape, float32 (a float64 x stays float64).
+    Forward: stably for both signs: with ``e = exp(-|x|)`` (never overflows), ``y = 1 / (1 + e)`` for
+        ``x >= 0`` and ``e / (1 + e)`` otherwise.
+    Backward: ``dy/dx = y * (1 - y)``, so ``dx = dy * y * (1 - y)`` from the kept output y.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> sc.Sigmoid()(np.array([[-1000.0, 0.0, 1000.0]])).tolist()
+        [[0.0, 0.5, 1.0]]
+
+    See also: the loop :func:`scratchcnn.nn.loops.elementwise_forward_backward` (``"sigmoid"``); :class:`Tanh`.
+    """
 
     def __init__(self):
         super().__init__()
-        self._y = None
+        self._y = None        # the forward output
 
     def forward(self, x):
         e = np.exp(-np.abs(x))
@@ -77,11 +110,22 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
-    """``y = tanh(x)``; ``dx = dy * (1 - y^2)``."""
+    """``Tanh()``: ``y = tanh(x)``, element by element.
+
+    Shape: x: (N, ...) float32 -> y: x's shape, float32 (a float64 x stays float64).
+    Forward: ``y = np.tanh(x)``.
+    Backward: ``dy/dx = 1 - tanh(x)^2``, so ``dx = dy * (1 - y * y)`` from the kept output y.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> sc.Tanh()(np.zeros((1, 2))).tolist()
+        [[0.0, 0.0]]
+
+    See also: the loop :func:`scratchcnn.nn.loops.elementwise_forward_backward` (``"tanh"``); :class:`Sigmoid`.
+    """
 
     def __init__(self):
         super().__init__()
-        self._y = None
+        self._y = None        # the forward output
 
     def forward(self, x):
         y = np.tanh(x)
@@ -109,15 +153,28 @@ def log_softmax(z, axis=-1):
 
 
 class Softmax(Module):
-    """Probabilities over ``dim`` (default 1: classes of x: (N, K)). For inference; train on
-    logits with CrossEntropyLoss instead. Backward: ``dx = y * (dy - sum(dy * y))``."""
+    """``Softmax(dim=1)``: probabilities over axis ``dim``. For inference; train on logits with
+    :class:`scratchcnn.CrossEntropyLoss` instead (it folds softmax and log together, stably).
+
+    Shape: x: (N, K) float32 -> y: (N, K) float32 (a float64 x stays float64); any shape with an axis ``dim``.
+    Forward: ``y_i = exp(x_i - max(x)) / sum_k exp(x_k - max(x))`` along ``dim`` (the maximum subtracted
+        first, so exp never overflows; the ratio is unchanged).
+    Backward: the Jacobian is ``dy_i / dx_j = y_i * ((i == j) - y_j)``, so ``dx_j = sum_i dy_i * y_i *
+        ((i == j) - y_j)``, i.e. ``dx = y * (dy - sum(dy * y))`` along ``dim``, from the kept output y.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> sc.Softmax()(np.array([[0.0, 0.0], [0.0, np.log(3.0)]])).round(6).tolist()
+        [[0.5, 0.5], [0.25, 0.75]]
+
+    See also: the loop :func:`scratchcnn.nn.loops.softmax_forward_backward`; :func:`softmax`, :func:`log_softmax`.
+    """
 
     def __init__(self, dim=1):
         super().__init__()
         if not isinstance(dim, int):
             raise ConfigError(f"Softmax: dim must be an int, got {dim!r}")
         self.dim = dim
-        self._y = None
+        self._y = None        # the forward output
 
     def config(self):
         return {"dim": self.dim}

@@ -1,96 +1,24 @@
 """Batch normalisation with PyTorch's training / eval semantics."""
+from typing import NamedTuple
+
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..kernels import textbook_enabled
+from ..kernels import batchnorm_views, textbook_enabled
 from .module import Module, Parameter, is_grad_enabled
 
 
-class _Rows:
-    """x as ``(M, C)`` rows of C values, a view: BatchNorm1D's C-contiguous (N, C), or a
-    4-D x whose memory is NHWC (as convolutions hand it on). Per-channel vectors broadcast as (C,)."""
-
-    def __init__(self, x):
-        self.shape = x.shape
-
-    @staticmethod
-    def view(x):
-        if x.ndim == 2:
-            return x if x.flags.c_contiguous else None
-        xh = x.transpose(0, 2, 3, 1)
-        return xh.reshape(-1, x.shape[1]) if xh.flags.c_contiguous else None
-
-    def back(self, a):
-        if len(self.shape) == 2:
-            return a
-        n, c, h, w = self.shape
-        return a.reshape(n, h, w, c).transpose(0, 3, 1, 2)
-
-    @staticmethod
-    def vec(v):
-        return v
-
-    @staticmethod
-    def csum(a):                       # per-channel sums, as a BLAS matrix-vector product
-        return np.ones(a.shape[0], dtype=a.dtype) @ a
-
-    @staticmethod
-    def cdot(a, b):                    # per-channel sums of a * b, without a temporary
-        return np.einsum("ij,ij->j", a, b)
-
-
-class _Planes(_Rows):
-    """A C-contiguous 4-D x (NCHW memory) as ``(N, C, H*W)`` planes; vectors broadcast as (C, 1)."""
-
-    @staticmethod
-    def view(x):
-        return x.reshape(x.shape[0], x.shape[1], -1) if x.ndim == 4 and x.flags.c_contiguous else None
-
-    def back(self, a):
-        return a.reshape(self.shape)
-
-    @staticmethod
-    def vec(v):
-        return v[:, None]
-
-    @staticmethod
-    def csum(a):
-        return (a @ np.ones(a.shape[2], dtype=a.dtype)).sum(axis=0)
-
-    @staticmethod
-    def cdot(a, b):
-        return np.einsum("ncp,ncp->c", a, b)
-
-
-def _fast_layout(x):
-    """(layout, view of x) for the fast path, or (None, None)."""
-    for layout in (_Rows, _Planes):
-        v = layout.view(x)
-        if v is not None:
-            return layout(x), v
-    return None, None
+class TextbookSaved(NamedTuple):
+    """What the textbook backward needs from the textbook forward."""
+    xhat: np.ndarray       # the normalised input, x's shape
+    invstd: np.ndarray     # (C,) 1 / sqrt(var + eps)
+    training: bool         # normalised with the batch's own statistics
 
 
 class _BatchNorm(Module):
-    """Normalise each feature (channel) with the batch's mean and variance in training and
-    with running estimates in eval mode, then scale and shift: ``y = gamma * xhat + beta``.
+    """The code of BatchNorm2D and BatchNorm1D; their docstrings give the maths."""
 
-    Running statistics follow PyTorch: ``running = (1 - momentum) * running + momentum *
-    batch_stat``, the variance being the unbiased one (divided by m - 1) while the
-    normalisation uses the biased one (divided by m), m = values per feature.
-
-    Backward in training mode (xhat depends on the batch through mean and variance):
-    ``dx = invstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))`` with
-    ``dxhat = dy * gamma``; ``dgamma = sum(dy * xhat)``, ``dbeta = sum(dy)``.
-
-    Fast path: the same maths on a view of x as ``(M, C)`` rows (BatchNorm1D's (N, C), a
-    conv's NHWC memory) or ``(N, C, H*W)`` planes (NCHW memory): per-channel sums are
-    matrix-vector products with a vector of ones (BLAS) and the element-wise passes are
-    fused into as few as possible. ``_forward_reference`` / ``_backward_reference`` are the
-    plain version, used otherwise and under ``scratchcnn.kernels.textbook()``.
-    """
-
-    _axes = None     # axes reduced over
+    _axes = None     # the axes reduced over: all but the channel axis
     _ndim = None
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
@@ -105,7 +33,7 @@ class _BatchNorm(Module):
         self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
         self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
         self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        self._cache = None
+        self._saved = None     # what backward reads: a TextbookSaved or the kernel's BatchNormSaved
 
     def config(self):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
@@ -125,8 +53,6 @@ class _BatchNorm(Module):
         return 2 * int(np.prod(input_shape))
 
     def _check_input(self, x):
-        if x.ndim != self._ndim:
-            self.output_shape(x.shape[1:])
         self.output_shape(x.shape[1:])
 
     def _bshape(self, v):
@@ -135,8 +61,7 @@ class _BatchNorm(Module):
     def _check_batch(self, x):
         m = x.size // self.num_features
         if self.training and m < 2:
-            raise ShapeError(f"{self!r}: training needs more than one value per channel, "
-                             f"got input shape {x.shape}")
+            raise ShapeError(f"{self!r}: training needs more than one value per channel, got input shape {x.shape}")
         return m
 
     def _update_running(self, mean, var, m, dtype):
@@ -146,78 +71,18 @@ class _BatchNorm(Module):
         self._buffers["num_batches_tracked"] = self.num_batches_tracked + 1
 
     def forward(self, x):
-        m = self._check_batch(x)
-        layout, v = _fast_layout(x) if not textbook_enabled() and x.size else (None, None)
-        if layout is None:
-            return self._forward_reference(x, m)
-        return layout.back(self._forward_fast(layout, v, m, x.dtype))
-
-    def backward(self, grad_out):
-        if self._cache[0] == "fast":
-            layout = self._cache[1]
-            g = layout.view(grad_out)
-            if g is None:          # a gradient in another memory order: one copy into the layout
-                g = layout.view(self._in_layout_of(layout, grad_out))
-            dx = self._backward_fast(g)
-            return None if dx is None else layout.back(dx)
-        return self._backward_reference(grad_out)
-
-    @staticmethod
-    def _in_layout_of(layout, a):
-        if isinstance(layout, _Planes) or a.ndim == 2:
-            return np.ascontiguousarray(a)
-        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-
-    # fast path on a 2-D or 3-D view (see _Rows, _Planes) ------------------------------
-    def _forward_fast(self, layout, x, m, dtype):
-        """x: the layout's view of the input -> y of the same shape, a fresh array."""
-        vec = layout.vec
-        if self.training:
-            mean = layout.csum(x) / m
-            xhat = x - vec(mean)                              # xc, normalised in place below
-            var = layout.cdot(xhat, xhat) / m
-            invstd = (1.0 / np.sqrt(var + self.eps)).astype(dtype)
-            self._update_running(mean, var, m, dtype)
-            xhat *= vec(invstd)
-        else:
-            invstd = (1.0 / np.sqrt(self.running_var + self.eps)).astype(dtype)
-            xhat = x - vec(self.running_mean)
-            xhat *= vec(invstd)
-        if is_grad_enabled():
-            self._cache = ("fast", layout, xhat, invstd, self.training)
-        if not self.affine:
-            return xhat.copy() if is_grad_enabled() else xhat     # the cache stays private
-        y = xhat * vec(self.weight.data)
-        y += vec(self.bias.data)
-        return y
-
-    def _backward_fast(self, g):
-        """g: the layout's view of grad_out -> dx, same shape. With ``a = gamma * invstd``:
-        ``dx = a * g - a/m * (dbeta + xhat * dgamma)`` in training, ``a * g`` in eval."""
-        _, layout, xhat, invstd, training = self._cache
-        vec = layout.vec
-        dgamma = layout.cdot(g, xhat)
-        dbeta = layout.csum(g)
-        if self.affine:
-            if self.weight.requires_grad:
-                self.weight.grad += dgamma
-            if self.bias.requires_grad:
-                self.bias.grad += dbeta
-            a = self.weight.data * invstd
-        else:
-            a = invstd
-        if not self.needs_input_grad:
-            return None
-        dx = g * vec(a)
-        if training:
-            m = g.size // self.num_features
-            dx -= xhat * vec((a * dgamma / m).astype(g.dtype))
-            dx -= vec((a * dbeta / m).astype(g.dtype))
-        return dx
-
-    # reference path ----------------------------------------------------------------------
-    def _forward_reference(self, x, m):
-        axes = self._axes
+        m, keep, axes = self._check_batch(x), is_grad_enabled(), self._axes
+        if keep:
+            self._saved = None      # free the last batch's xhat before this batch's arrays are made
+        if not textbook_enabled() and batchnorm_views.applies(x):        # the fast kernel
+            gamma, beta = (self.weight.data, self.bias.data) if self.affine else (None, None)
+            stats = () if self.training else (self.running_mean, self.running_var)
+            y, saved, batch = batchnorm_views.forward(x, gamma, beta, keep, self.eps, *stats)
+            if batch is not None:
+                self._update_running(batch.mean, batch.var, m, x.dtype)
+            if saved is not None:
+                self._saved = saved
+            return y
         if self.training:
             mean = x.mean(axis=axes)
             xc = x - self._bshape(mean)
@@ -228,17 +93,25 @@ class _BatchNorm(Module):
         else:
             invstd = 1.0 / np.sqrt(self.running_var + self.eps)
             xhat = (x - self._bshape(self.running_mean)) * self._bshape(invstd)
-        xhat = xhat.astype(x.dtype, copy=False)
-        invstd = invstd.astype(x.dtype, copy=False)
-        if is_grad_enabled():
-            self._cache = ("reference", xhat, invstd, self.training)
+        xhat, invstd = xhat.astype(x.dtype, copy=False), invstd.astype(x.dtype, copy=False)
+        if keep:
+            self._saved = TextbookSaved(xhat, invstd, self.training)
         if self.affine:
             return xhat * self._bshape(self.weight.data) + self._bshape(self.bias.data)
         return xhat
 
-    def _backward_reference(self, grad_out):
-        _, xhat, invstd, training = self._cache
-        axes = self._axes
+    def backward(self, grad_out):
+        saved, axes = self._saved, self._axes
+        if isinstance(saved, batchnorm_views.BatchNormSaved):                # the fast kernel
+            dx, dgamma, dbeta = batchnorm_views.backward(saved, grad_out, self.weight.data if self.affine else None,
+                                                         need_input_grad=self.needs_input_grad,
+                                                         need_weight_grad=self.affine)
+            if self.affine and self.weight.requires_grad:
+                self.weight.grad += dgamma
+            if self.affine and self.bias.requires_grad:
+                self.bias.grad += dbeta
+            return dx
+        xhat, invstd, training = saved
         if self.affine:
             if self.weight.requires_grad:
                 self.weight.grad += (grad_out * xhat).sum(axis=axes)
@@ -257,18 +130,52 @@ class _BatchNorm(Module):
         return self._bshape(invstd / m) * (m * dxhat - sum_d - xhat * sum_dx)
 
     def _clear_cache(self):
-        self._cache = None
+        self._saved = None
 
 
 class BatchNorm2D(_BatchNorm):
-    """``BatchNorm2D(num_features, eps=1e-5, momentum=0.1)`` over x: (N, C, H, W), statistics per
-    channel over (N, H, W)."""
+    """``BatchNorm2D(num_features, eps=1e-5, momentum=0.1, affine=True)``, PyTorch's BatchNorm2d. ``forward`` /
+    ``backward`` are the textbook path; :mod:`scratchcnn.kernels.batchnorm_views` the fast kernel.
+
+    Shape: x: (N, C, H, W) float32 -> y: (N, C, H, W) float32 (float64 after ``.to(np.float64)``);
+        C = num_features; weight (gamma), bias (beta), running_mean, running_var: (C,).
+    Forward: per channel, over its m = N*H*W values: ``xhat = (x - mean) * invstd``, ``invstd = 1 / sqrt(var +
+        eps)``, ``y = gamma * xhat + beta``, with the batch's mean and biased var (/ m) in training, which also
+        sets ``running = (1 - momentum) * running + momentum * batch`` (PyTorch; var unbiased, * m / (m - 1)).
+        Eval mode normalises with the running estimates.
+    Backward: ``dgamma = sum(dy * xhat)``, ``dbeta = sum(dy)``, ``dxhat = gamma * dy``; eval: ``dx = invstd *
+        dxhat``. Training also differentiates mean and var, which takes out dxhat's mean and its part along
+        xhat: ``dx = invstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))``, one of three closed
+        forms. The fast kernel (``batchnorm_views.backward``) writes ``a * dy - a / m * (dbeta + xhat * dgamma)``,
+        ``a = gamma * invstd``: equal, as ``sum(dxhat) = gamma * dbeta``, ``sum(dxhat * xhat) = gamma * dgamma``.
+        The loop (``loops.batchnorm_train_forward_backward``) keeps the chain rule's dvar, dmean: equal, as
+        its ``dmean = -invstd * sum(dxhat)``, ``dvar * 2 (x - mean) = -invstd * xhat * sum(dxhat * xhat)``.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> bn = sc.BatchNorm2D(8); y = bn(np.random.rand(4, 8, 5, 5))
+        >>> y.shape, y.dtype, bn.backward(np.ones_like(y)).shape    # backward fills weight.grad, bias.grad
+        ((4, 8, 5, 5), dtype('float32'), (4, 8, 5, 5))
+
+    See also: the loops :func:`scratchcnn.nn.loops.batchnorm_train_forward_backward` and
+        ``batchnorm_eval_forward_backward``; the fast kernel :mod:`scratchcnn.kernels.batchnorm_views`; BatchNorm1D.
+    """
     _axes = (0, 2, 3)
     _ndim = 4
 
 
 class BatchNorm1D(_BatchNorm):
-    """``BatchNorm1D(num_features, eps=1e-5, momentum=0.1)`` over x: (N, C), statistics per
-    feature over N."""
+    """``BatchNorm1D(num_features, eps=1e-5, momentum=0.1, affine=True)``, PyTorch's BatchNorm1d.
+
+    Shape: x: (N, C) float32 -> y: (N, C) float32, C = num_features (float64 after ``.to``).
+    Forward: as :class:`BatchNorm2D`, each feature's statistics over the batch (m = N).
+    Backward: as BatchNorm2D (its three equal closed forms), the sums over the batch axis.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> sc.BatchNorm1D(3)(np.arange(6.0).reshape(2, 3)).round(3).tolist()
+        [[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]
+
+    See also: the loop :func:`scratchcnn.nn.loops.batchnorm_train_forward_backward` (2-D input too); the
+        fast kernel :mod:`scratchcnn.kernels.batchnorm_views` (rows layout).
+    """
     _axes = (0,)
     _ndim = 2

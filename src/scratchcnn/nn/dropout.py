@@ -7,16 +7,30 @@ from .module import Module
 
 
 class Dropout(Module):
-    """``Dropout(p)``: in training, zero each element with probability ``p`` and scale the
-    survivors by ``1 / (1 - p)`` so the expected activation is unchanged; identity in
-    eval mode. Backward applies the same mask and scale to the gradient."""
+    """``Dropout(p=0.5)``: inverted dropout, a regulariser active in training only.
+
+    Shape: x: (N, ...) float32 -> y: x's shape, float32 (a float64 x stays float64).
+    Forward: training: ``y = x * mask``, ``mask = (u >= p) / (1 - p)`` with ``u`` uniform in [0, 1) per element
+        (from :func:`scratchcnn.get_rng`): each element is zeroed with probability ``p`` and the survivors
+        scaled so that ``E[y] = x``. Eval mode (or ``p = 0``): ``y = x``, the same array.
+    Backward: y is x times a constant mask: ``dx = dy * mask`` in training, ``dx = dy`` in eval.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> drop = sc.Dropout(0.5)
+        >>> sorted(set(drop(np.ones((1, 1000))).ravel().tolist()))
+        [0.0, 2.0]
+        >>> drop.eval()(np.ones((1, 2))).tolist()
+        [[1.0, 1.0]]
+
+    See also: no loop (random in training, identity in eval); :func:`scratchcnn.manual_seed` for repeatable masks.
+    """
 
     def __init__(self, p=0.5):
         super().__init__()
         if not 0 <= p < 1:
             raise ConfigError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
-        self._mask = None
+        self._mask = None     # the training mask times 1 / (1 - p); None: identity
 
     def config(self):
         return {"p": self.p}

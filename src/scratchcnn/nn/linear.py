@@ -7,11 +7,24 @@ from .module import Module, Parameter, is_grad_enabled
 
 
 class Dense(Module):
-    """``Dense(in_features, out_features, bias=True)`` (PyTorch's ``Linear``).
+    """``Dense(in_features, out_features, bias=True, init="he")``, PyTorch's ``Linear``: a fully connected
+    layer. ``forward`` / ``backward`` are its textbook path (one matrix product each).
 
-    x: (N, in_features) -> y: (N, out_features), ``y = x @ W^T + b`` with
-    weight W: (out_features, in_features), bias b: (out_features,).
-    Backward: ``dW = dy^T @ x``, ``db = sum_n dy``, ``dx = dy @ W``.
+    Shape: x: (N, in_features) float32 -> y: (N, out_features) float32 (float64 after ``.to(np.float64)``);
+        weight W: (out_features, in_features), bias b: (out_features,), PyTorch's names and shapes.
+    Forward: ``y = x @ W^T + b``, i.e. ``y[n, o] = sum_i x[n, i] * W[o, i] + b[o]``.
+    Backward: y is linear in each of W, b and x: ``dW = dy^T @ x`` (the kept input), ``db = sum_n dy``,
+        ``dx = dy @ W`` (skipped for a first layer, ``needs_input_grad = False``).
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> layer = sc.Dense(4, 3)
+        >>> y = layer(np.ones((2, 4))); y.shape, y.dtype
+        ((2, 3), dtype('float32'))
+        >>> layer.backward(np.ones_like(y)).shape, layer.weight.grad.shape
+        ((2, 4), (3, 4))
+
+    See also: the loop :func:`scratchcnn.nn.loops.dense_forward_backward`; :mod:`scratchcnn.nn.init` (the
+        ``init`` schemes); :class:`Flatten`.
     """
 
     def __init__(self, in_features, out_features, bias=True, init="he", dtype=np.float32):
@@ -26,7 +39,7 @@ class Dense(Module):
         self.use_bias = bool(bias)
         if bias:
             self.bias = Parameter(init_bias((out_features,), in_features, init, dtype))
-        self._x = None
+        self._x = None        # the forward input, for dW
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,
@@ -73,11 +86,22 @@ class Dense(Module):
 
 
 class Flatten(Module):
-    """x: (N, d1, d2, ...) -> (N, d1*d2*...). Backward reshapes the gradient back."""
+    """``Flatten()``: each example's features as one vector, between the convolutions and a Dense layer.
+
+    Shape: x: (N, d1, d2, ...) float32 -> y: (N, d1*d2*...) float32 (a float64 x stays float64).
+    Forward: ``y = x.reshape(N, d1*d2*...)``, row-major as PyTorch's ``flatten`` (a view when it can be).
+    Backward: a reshape moves no value: ``dx = dy.reshape(x.shape)``.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> sc.Flatten()(np.zeros((2, 3, 4, 4))).shape
+        (2, 48)
+
+    See also: no loop (a reshape); :class:`Dense`, :class:`scratchcnn.nn.GlobalAvgPool2D`.
+    """
 
     def __init__(self):
         super().__init__()
-        self._shape = None
+        self._shape = None    # the forward input's shape
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)

@@ -1,8 +1,31 @@
 """Loops: every layer's maths written as naive Python loops, straight from the formulas.
 
-Each function writes out the definition with explicit loops over every output
-element (slow; for tests and for reading). Shapes follow the layers' docstrings.
+scratchcnn has three implementations of each layer's maths (see :mod:`scratchcnn.kernels.textbook`):
+**loops** (this module), **the textbook path** (the layer's own ``forward`` / ``backward``, the
+plain vectorised algorithm) and **fast kernels** (:mod:`scratchcnn.kernels`, the same maths
+faster). Each function here writes out the definition with explicit loops over every output
+element, in float64: slow, written to be read, and the yardstick the tests hold the other two
+to (tests/test_layers.py, tests/test_fast_paths.py). Shapes follow the layers' docstrings.
+
+Each function and the layer it checks:
+
+* :func:`conv2d_forward`, :func:`conv2d_backward` -- :class:`scratchcnn.nn.Conv2D`
+* :func:`maxpool2d_forward_backward` -- :class:`scratchcnn.nn.MaxPool2D`
+* :func:`avgpool2d_forward_backward` -- :class:`scratchcnn.nn.AvgPool2D`
+* :func:`global_avgpool2d_forward_backward` -- :class:`scratchcnn.nn.GlobalAvgPool2D`
+* :func:`dense_forward_backward` -- :class:`scratchcnn.nn.Dense`
+* :func:`batchnorm_train_forward_backward` -- :class:`scratchcnn.nn.BatchNorm2D` and
+  :class:`scratchcnn.nn.BatchNorm1D` in training mode
+* :func:`batchnorm_eval_forward_backward` -- the same two in eval mode
+* :func:`elementwise_forward_backward` -- :class:`scratchcnn.nn.ReLU`, :class:`scratchcnn.nn.LeakyReLU`,
+  :class:`scratchcnn.nn.Sigmoid`, :class:`scratchcnn.nn.Tanh`
+* :func:`softmax_forward_backward` -- :class:`scratchcnn.nn.Softmax`
+* :func:`softmax_cross_entropy` -- :class:`scratchcnn.CrossEntropyLoss`
+
+Flatten (a reshape) and Dropout (a random mask; identity in eval) have no loop.
 """
+import math
+
 import numpy as np
 
 
@@ -12,7 +35,8 @@ def _pad(x, pads, value=0.0):
 
 
 def conv2d_forward(x, w, b, stride, pads):
-    """y[n, o, i, j] = b[o] + sum_{c, di, dj} w[o, c, di, dj] * xp[n, c, i*sh + di, j*sw + dj]."""
+    """y[n, o, i, j] = b[o] + sum_{c, di, dj} w[o, c, di, dj] * xp[n, c, i*sh + di, j*sw + dj].
+    Checks :class:`scratchcnn.nn.Conv2D` (forward)."""
     xp = _pad(x, pads)
     n, c, hp, wp = xp.shape
     o, _, kh, kw = w.shape
@@ -29,7 +53,8 @@ def conv2d_forward(x, w, b, stride, pads):
 
 
 def conv2d_backward(x, w, grad_out, stride, pads):
-    """(dx, dw, db): every output element adds ``dy * w`` to its input patch and ``dy * patch`` to dw."""
+    """(dx, dw, db): every output element adds ``dy * w`` to its input patch and ``dy * patch`` to dw.
+    Checks :class:`scratchcnn.nn.Conv2D` (backward)."""
     xp = _pad(x, pads)
     n, c, hp, wp = xp.shape
     o, _, kh, kw = w.shape
@@ -50,7 +75,8 @@ def conv2d_backward(x, w, grad_out, stride, pads):
 
 
 def maxpool2d_forward_backward(x, kernel, stride, pads, grad_out=None):
-    """y = max of each window; the gradient goes to the window's first maximum (row-major)."""
+    """(y, dx): y = max of each window; the gradient goes to the window's first maximum (row-major).
+    Checks :class:`scratchcnn.nn.MaxPool2D`, its textbook path and its fast kernel."""
     xp = _pad(x, pads, value=-np.inf)
     n, c, hp, wp = xp.shape
     kh, kw = kernel
@@ -76,7 +102,8 @@ def maxpool2d_forward_backward(x, kernel, stride, pads, grad_out=None):
 
 
 def avgpool2d_forward_backward(x, kernel, stride, pads, grad_out=None):
-    """y = mean of each zero-padded window (divided by kh*kw); dy/(kh*kw) to every element."""
+    """(y, dx): y = mean of each zero-padded window (divided by kh*kw); dy/(kh*kw) to every element.
+    Checks :class:`scratchcnn.nn.AvgPool2D`."""
     xp = _pad(x, pads)
     n, c, hp, wp = xp.shape
     kh, kw = kernel
@@ -96,7 +123,8 @@ def avgpool2d_forward_backward(x, kernel, stride, pads, grad_out=None):
 
 
 def dense_forward_backward(x, w, b, grad_out):
-    """y[n, o] = sum_i x[n, i] w[o, i] + b[o], with its gradients, by loops."""
+    """(y, dx, dw, db): y[n, o] = sum_i x[n, i] w[o, i] + b[o], with its gradients, by loops.
+    Checks :class:`scratchcnn.nn.Dense`."""
     n, din = x.shape
     dout = w.shape[0]
     y = np.zeros((n, dout))
@@ -113,8 +141,19 @@ def dense_forward_backward(x, w, b, grad_out):
 
 
 def batchnorm_train_forward_backward(x, gamma, beta, eps, grad_out):
-    """Per channel c: xhat = (x - mean) / sqrt(var + eps) over all (n, h, w) of c; y = gamma xhat + beta.
-    Backward by the chain rule through mean and variance, channel by channel."""
+    """(y, dx, dgamma, dbeta) in training mode. Per channel c: xhat = (x - mean) / sqrt(var + eps)
+    over all (n, h, w) of c (or all n of a 2-D x); y = gamma xhat + beta. Checks
+    :class:`scratchcnn.nn.BatchNorm2D` and :class:`scratchcnn.nn.BatchNorm1D` in training.
+
+    Backward by the chain rule through mean and variance, channel by channel: ``dvar``, then
+    ``dmean``, then ``dx = dxhat * invstd + dvar * 2 (x - mean) / m + dmean / m``. One of three
+    closed forms of this derivative: the textbook path (``BatchNorm2D.backward``) writes
+    ``invstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))``, the fast kernel
+    (:func:`scratchcnn.kernels.batchnorm_views.backward`) ``a * dy - a / m * (dbeta + xhat * dgamma)``,
+    ``a = gamma * invstd``. Equal: here ``dmean = -invstd * sum(dxhat)`` (``sum(x - mean) = 0``) and
+    ``dvar * 2 (x - mean) = -invstd * xhat * sum(dxhat * xhat)``, which is the textbook form; and
+    ``sum(dxhat) = gamma * dbeta``, ``sum(dxhat * xhat) = gamma * dgamma`` turn that into the kernel's.
+    """
     x2 = x if x.ndim == 4 else x[:, :, None, None]
     g2 = grad_out if grad_out.ndim == 4 else grad_out[:, :, None, None]
     y = np.zeros(x2.shape)
@@ -139,9 +178,84 @@ def batchnorm_train_forward_backward(x, gamma, beta, eps, grad_out):
     return y, dx, dgamma, dbeta
 
 
+def batchnorm_eval_forward_backward(x, gamma, beta, running_mean, running_var, eps, grad_out):
+    """(y, dx, dgamma, dbeta) in eval mode: per channel c, xhat = (x - running_mean[c]) /
+    sqrt(running_var[c] + eps), y = gamma xhat + beta; the statistics are constants, so
+    dx = gamma dy / sqrt(running_var[c] + eps). Element by element over (n, c, h, w) (or (n, c)).
+    Checks :class:`scratchcnn.nn.BatchNorm2D` and :class:`scratchcnn.nn.BatchNorm1D` in eval."""
+    y, dx = np.zeros(x.shape), np.zeros(x.shape)
+    dgamma, dbeta = np.zeros(len(gamma)), np.zeros(len(gamma))
+    for index in np.ndindex(*x.shape):
+        c = index[1]
+        invstd = 1.0 / math.sqrt(float(running_var[c]) + eps)
+        xhat = (float(x[index]) - float(running_mean[c])) * invstd
+        g = float(grad_out[index])
+        y[index] = gamma[c] * xhat + beta[c]
+        dx[index] = g * gamma[c] * invstd
+        dgamma[c] += g * xhat
+        dbeta[c] += g
+    return y, dx, dgamma, dbeta
+
+
+def global_avgpool2d_forward_backward(x, grad_out):
+    """(y, dx): y[n, c] = sum over (i, j) of x[n, c, i, j] / (H*W); every element gets dy[n, c] / (H*W).
+    Checks :class:`scratchcnn.nn.GlobalAvgPool2D`."""
+    n, c, h, w = x.shape
+    y, dx = np.zeros((n, c)), np.zeros(x.shape)
+    for ni in range(n):
+        for ci in range(c):
+            total = 0.0
+            for i in range(h):
+                for j in range(w):
+                    total += x[ni, ci, i, j]
+                    dx[ni, ci, i, j] = grad_out[ni, ci] / (h * w)
+            y[ni, ci] = total / (h * w)
+    return y, dx
+
+
+def elementwise_forward_backward(name, x, grad_out, negative_slope=0.01):
+    """(y, dx) of an element-wise activation, one scalar at a time with :mod:`math`:
+    ``"relu"`` (:class:`scratchcnn.nn.ReLU`), ``"leaky_relu"`` (:class:`scratchcnn.nn.LeakyReLU`,
+    slope ``negative_slope``), ``"sigmoid"`` (:class:`scratchcnn.nn.Sigmoid`), ``"tanh"``
+    (:class:`scratchcnn.nn.Tanh`); dx = dy * f'(x)."""
+    y, dx = np.zeros(x.shape), np.zeros(x.shape)
+    for index in np.ndindex(*x.shape):
+        v, g = float(x[index]), float(grad_out[index])
+        if name == "relu":
+            y[index], dx[index] = (v, g) if v > 0 else (0.0, 0.0)
+        elif name == "leaky_relu":
+            y[index], dx[index] = (v, g) if v > 0 else (negative_slope * v, negative_slope * g)
+        elif name == "sigmoid":
+            s = 1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
+            y[index], dx[index] = s, g * s * (1 - s)
+        elif name == "tanh":
+            t = math.tanh(v)
+            y[index], dx[index] = t, g * (1 - t * t)
+        else:
+            raise ValueError(f"unknown activation {name!r}")
+    return y, dx
+
+
+def softmax_forward_backward(x, grad_out):
+    """(y, dx) for x: (N, K), softmax over K: y[n, i] = exp(x[n, i]) / sum_k exp(x[n, k]) (the
+    row's maximum subtracted first), and dx[n, j] = sum_i dy[n, i] * J[i, j] with the Jacobian
+    J[i, j] = y[n, i] * ((i == j) - y[n, j]). Checks :class:`scratchcnn.nn.Softmax` (dim=1)."""
+    n, k = x.shape
+    y, dx = np.zeros(x.shape), np.zeros(x.shape)
+    for ni in range(n):
+        mx = max(float(v) for v in x[ni])
+        exps = [math.exp(float(v) - mx) for v in x[ni]]
+        total = sum(exps)
+        for i in range(k):
+            y[ni, i] = exps[i] / total
+        for j in range(k):
+            dx[ni, j] = sum(grad_out[ni, i] * y[ni, i] * ((1.0 if i == j else 0.0) - y[ni, j]) for i in range(k))
+    return y, dx
+
+
 def softmax_cross_entropy(logits, labels):
-    """Loss and d loss / d logits for integer labels, one row at a time with math.exp."""
-    import math
+    """Loss and d loss / d logits for integer labels, one row at a time with math.exp.
+    Checks :class:`scratchcnn.CrossEntropyLoss`."""
     n, k = logits.shape
     total = 0.0
     grad = np.zeros(logits.shape)

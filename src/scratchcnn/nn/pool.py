@@ -1,10 +1,18 @@
 """Pooling layers: max, average and global average."""
+from typing import NamedTuple
+
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..kernels import (conv_output_size, textbook_enabled, maxpool_tiled_backward, maxpool_tiled_forward,
-                       normalize_padding, pad2d, pair, unpad2d, window_view)
+from ..kernels import (conv_output_size, normalize_padding, pad2d, pair, pool_tiled, textbook_enabled, unpad2d,
+                       window_view)
 from .module import Module, is_grad_enabled
+
+
+class MaxPoolTextbookSaved(NamedTuple):
+    """What MaxPool2D's textbook backward needs from its forward."""
+    arg: np.ndarray          # (N, C, OH, OW) int: each window's first maximum, at k = di*kw + dj
+    padded_shape: tuple      # (N, C, Hp, Wp)
 
 
 class _Pool2D(Module):
@@ -22,7 +30,7 @@ class _Pool2D(Module):
             raise ConfigError(f"{name}: padding {self.padding} must be at most half the kernel "
                               f"{self.kernel_size}")
         self.pads = normalize_padding(self.padding, self.kernel_size, self.stride, name)
-        self._cache = None
+        self._saved = None      # what backward reads: MaxPool2D a named tuple, AvgPool2D the padded shape
 
     def config(self):
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
@@ -57,41 +65,42 @@ class _Pool2D(Module):
         self.output_shape(x.shape[1:])
 
     def _clear_cache(self):
-        self._cache = None
+        self._saved = None
 
 
 class MaxPool2D(_Pool2D):
-    """``MaxPool2D(kernel_size, stride=None, padding=0)``: the largest value of each window.
+    """``MaxPool2D(kernel_size, stride=None, padding=0)``, PyTorch's MaxPool2d. ``forward`` / ``backward`` are
+    the textbook path; windows that tile x (stride == kernel, no padding) use the fast kernel ``pool_tiled``.
 
-    x: (N, C, H, W) -> y: (N, C, OH, OW). Padding counts as -inf. Backward sends each
-    window's gradient to exactly one element, the window's first maximum in row-major
-    order (as PyTorch does): on real images many values tie (zero background), and a
-    ``x == max`` mask would multiply the gradient.
+    Shape: x: (N, C, H, W) float32 -> y: (N, C, OH, OW) float32 (a float64 x stays float64), ``OH = (H +
+        pad_top + pad_bottom - kh) // sh + 1`` (PyTorch's floor rule), OW likewise; stride defaults to kernel.
+    Forward: the largest value of each window, ``y[n, c, i, j] = max over (di, dj) of xp[n, c, i*sh + di,
+        j*sw + dj]``, xp = x padded with -inf (the textbook path: ``argmax`` over a sliding-window view).
+    Backward: locally the max selects one element, so ``dy[n, c, i, j]`` goes to that element alone:
+        the window's first maximum in row-major order when values tie (as PyTorch; real images tie a
+        lot on zero backgrounds, and an ``x == max`` mask would multiply the gradient). Overlaps add up.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> pool = sc.MaxPool2D(2)
+        >>> pool(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0].tolist()
+        [[5.0, 7.0], [13.0, 15.0]]
+        >>> pool.backward(np.ones((1, 1, 2, 2)))[0, 0].tolist()
+        [[0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]]
 
-    Fast path (when the windows tile the input: stride == kernel, no padding, the usual
-    ``MaxPool2D(2)``): element-wise maxima of strided views, see
-    :mod:`scratchcnn.kernels.pool_tiled`. Otherwise, or with fast paths off, the reference
-    path below: ``argmax`` over every window of a sliding-window view.
+    See also: the loop :func:`scratchcnn.nn.loops.maxpool2d_forward_backward`; the fast kernel
+        :mod:`scratchcnn.kernels.pool_tiled`; :class:`AvgPool2D`.
     """
 
     def _tiles(self):
         return self.stride == self.kernel_size and self.pads == (0, 0, 0, 0)
 
     def forward(self, x):
-        if not textbook_enabled() and self._tiles():
-            y = maxpool_tiled_forward(x, self.kernel_size)
-            if is_grad_enabled():
-                self._cache = ("tiled", x, y)
+        keep = is_grad_enabled()
+        if not textbook_enabled() and self._tiles():                          # the fast kernel
+            y, saved = pool_tiled.forward(x, self.kernel_size, keep_for_backward=keep)
+            if saved is not None:
+                self._saved = saved
             return y
-        return self._forward_reference(x)
-
-    def backward(self, grad_out):
-        if self._cache[0] == "tiled":
-            _, x, y = self._cache
-            return maxpool_tiled_backward(grad_out, x, y, self.kernel_size)
-        return self._backward_reference(grad_out)
-
-    def _forward_reference(self, x):
         n, c = x.shape[:2]
         xp = pad2d(x, self.pads, value=-np.inf)
         win = window_view(xp, self.kernel_size, self.stride)            # (N, C, OH, OW, kh, kw)
@@ -99,12 +108,14 @@ class MaxPool2D(_Pool2D):
         flat = win.reshape(n, c, oh, ow, win.shape[4] * win.shape[5])   # (no -1: N may be 0)
         arg = flat.argmax(axis=-1)                                      # first maximum
         y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
-        if is_grad_enabled():
-            self._cache = ("windows", arg, xp.shape)
+        if keep:
+            self._saved = MaxPoolTextbookSaved(arg, xp.shape)
         return y
 
-    def _backward_reference(self, grad_out):
-        _, arg, padded_shape = self._cache
+    def backward(self, grad_out):
+        if isinstance(self._saved, pool_tiled.TiledMaxPoolSaved):             # the fast kernel
+            return pool_tiled.backward(self._saved, grad_out)
+        arg, padded_shape = self._saved
         kh, kw = self.kernel_size
         sh, sw = self.stride
         oh, ow = arg.shape[2:]
@@ -118,22 +129,31 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    """``AvgPool2D(kernel_size, stride=None, padding=0)``: the mean of each window.
+    """``AvgPool2D(kernel_size, stride=None, padding=0)``, PyTorch's AvgPool2d: the mean of each window.
+    ``forward`` / ``backward`` are the textbook path (there is no fast kernel).
 
-    x: (N, C, H, W) -> y: (N, C, OH, OW). As PyTorch's default
-    (``count_include_pad=True``), zero padding counts in the mean, so every window is
-    divided by ``kh*kw``. Backward spreads ``dy / (kh*kw)`` evenly over the window.
+    Shape: x: (N, C, H, W) float32 -> y: (N, C, OH, OW) float32 (a float64 x stays float64), as MaxPool2D.
+    Forward: ``y[n, c, i, j] = sum over (di, dj) of xp[n, c, i*sh + di, j*sw + dj] / (kh*kw)``, xp = x
+        zero-padded: as PyTorch's default ``count_include_pad=True``, padding counts in the mean.
+    Backward: y is linear in x, each window element weighing ``1 / (kh*kw)``: every window spreads
+        ``dy / (kh*kw)`` evenly over its elements; overlapping windows add up.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> sc.AvgPool2D(2)(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0].tolist()
+        [[2.5, 4.5], [10.5, 12.5]]
+
+    See also: the loop :func:`scratchcnn.nn.loops.avgpool2d_forward_backward`; :class:`GlobalAvgPool2D`.
     """
 
     def forward(self, x):
         xp = pad2d(x, self.pads)
         win = window_view(xp, self.kernel_size, self.stride)
         if is_grad_enabled():
-            self._cache = (xp.shape, win.shape[2:4])
+            self._saved = xp.shape          # (N, C, Hp, Wp)
         return win.mean(axis=(-2, -1))
 
     def backward(self, grad_out):
-        padded_shape, (oh, ow) = self._cache
+        padded_shape, (oh, ow) = self._saved, grad_out.shape[2:]
         kh, kw = self.kernel_size
         sh, sw = self.stride
         g = grad_out / (kh * kw)
@@ -145,12 +165,22 @@ class AvgPool2D(_Pool2D):
 
 
 class GlobalAvgPool2D(Module):
-    """The mean of each channel: x: (N, C, H, W) -> y: (N, C). Backward: ``dx = dy / (H*W)``
-    broadcast over the feature map."""
+    """``GlobalAvgPool2D()``: the mean of each feature map (before a classifier, instead of Flatten).
+
+    Shape: x: (N, C, H, W) float32 -> y: (N, C) float32 (a float64 x stays float64).
+    Forward: ``y[n, c] = sum over (i, j) of x[n, c, i, j] / (H*W)``.
+    Backward: every element weighs ``1 / (H*W)`` in its map's mean: ``dx[n, c, i, j] = dy[n, c] / (H*W)``.
+    Example:
+        >>> import numpy as np; import scratchcnn as sc
+        >>> sc.GlobalAvgPool2D()(np.arange(8.0).reshape(1, 2, 2, 2)).tolist()
+        [[1.5, 5.5]]
+
+    See also: the loop :func:`scratchcnn.nn.loops.global_avgpool2d_forward_backward`; :class:`AvgPool2D`.
+    """
 
     def __init__(self):
         super().__init__()
-        self._hw = None
+        self._hw = None       # (H, W) of the last input
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:

@@ -320,8 +320,12 @@ def machine_line():
     except OSError:
         pass
     import torch
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}, "
-            f"PyTorch {torch.__version__}")
+    from threadpoolctl import threadpool_info
+    blas = ", ".join(f"{i['internal_api']} {i['version']} ({i.get('architecture') or '?'} kernel)"
+                     for i in threadpool_info() if i.get("user_api") == "blas") or "no BLAS found"
+    forced = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__} "
+            f"on {blas}" + (f" forced by {forced}" if forced else "") + f", PyTorch {torch.__version__}")
 
 
 def main(argv=None):

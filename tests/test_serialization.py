@@ -93,3 +93,20 @@ def test_missing_truncated_and_foreign_files(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(sc.ModelFileError, match="not a scratchcnn model"):
         sc.load(tmp_path / "other.npz")
+
+
+def test_a_model_file_written_before_the_layout_change_still_loads():
+    """tests/data/model-before-layout.npz was written by scratchcnn at commit 68f99c0 (before the
+    layers became textbook pages and Sequential a pure container): it loads as the model class,
+    predicts what it predicted then (on both paths), and resumes with its optimizer and history."""
+    import pathlib
+    data = pathlib.Path(__file__).parent / "data"
+    model = sc.load(data / "model-before-layout.npz")
+    expected = np.load(data / "model-before-layout-expected.npz")
+    assert type(model) is sc.Sequential and hasattr(model, "fit")
+    np.testing.assert_allclose(model.predict_proba(expected["x"]), expected["proba"], rtol=1e-5, atol=1e-6)
+    with sc.textbook():
+        np.testing.assert_allclose(model.predict_proba(expected["x"]), expected["proba"], rtol=1e-5, atol=1e-6)
+    assert model.optimizer.steps == int(expected["optimizer_steps"])
+    assert model.metadata["class_names"] == ["a", "b", "c"] and len(model.history.epoch) == 2
+    assert type(model.layers[0]).__module__ == "scratchcnn.nn.conv"

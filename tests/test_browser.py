@@ -152,3 +152,53 @@ def _check_result(page, model, data):
     assert page.evaluate("document.getElementById('model-input').naturalWidth") >= 8
     sizes = page.evaluate("[...document.querySelectorAll('#feature-maps img')].map(i => i.naturalWidth)")
     assert sizes and all(w > 0 for w in sizes)
+
+
+def test_a_click_on_a_class_shows_its_saliency_and_grad_cam(sync_playwright, trained_run, tmp_path):
+    """Upload a digit: the page explains the prediction (saliency and Grad-CAM over the input);
+    a click on another class's bar re-requests /api/explain for that class and both maps change
+    to the server's answer for it."""
+    from test_serve import LiveServer
+
+    from scratchcnn.app.serve import create_app
+    path, model, data = trained_run
+    png = _digit_png(tmp_path, data, 5)
+    with LiveServer(create_app(path)) as live, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(live.url + "/")
+            page.wait_for_selector("body[data-ready='1']")
+            page.set_input_files("#upload", str(png))
+            page.wait_for_function("document.body.dataset.explained !== undefined && "
+                                   "document.body.dataset.busy === '0'")
+            top = int(page.evaluate("document.body.dataset.explained"))
+            assert page.locator("#probabilities .bar.best").count() == 1
+            assert page.text_content("#explain-class").startswith(data.class_names[top] + " (")
+            maps = lambda: page.evaluate("[document.getElementById('saliency').src, "
+                                         "document.getElementById('grad-cam').src]")
+            before = maps()
+            assert all(src.startswith("data:image/png;base64,") for src in before)
+            assert page.evaluate("document.getElementById('saliency').naturalWidth") >= 56
+
+            other = (top + 1) % len(data.class_names)
+            count = int(page.evaluate("document.body.dataset.explanations"))
+            page.click(f"#probabilities .bar-track[data-k='{other}']")
+            page.wait_for_function(f"document.body.dataset.explained === '{other}' && "
+                                   f"Number(document.body.dataset.explanations) > {count}")
+            after = maps()
+            assert after[0] != before[0] and after[1] != before[1], "both maps change with the class"
+            assert page.text_content("#explain-class").startswith(data.class_names[other] + " (")
+            assert page.locator("#probabilities .bar-track.explained").get_attribute("data-k") == str(other)
+            # what the page shows is the server's explanation of that class for that image
+            answer = page.request.post(live.url + f"/api/explain?class={other}",
+                                       multipart={"file": {"name": "d.png", "mimeType": "image/png",
+                                                           "buffer": png.read_bytes()}}).json()
+            assert answer["class"] == other
+            assert after == [answer["saliency"]["image"], answer["grad_cam"]["image"]]
+            assert not errors, errors
+        finally:
+            browser.close()

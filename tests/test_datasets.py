@@ -236,13 +236,27 @@ def test_transfer_cut_short(server, monkeypatch, tmp_path):
 
 
 def test_corrupted_local_file_is_an_error(mnist_mirror, tmp_path):
+    """A file in the user's own folder is not refused for its checksum: it is read, and its
+    format checks (here the gzip stream's) find what is wrong."""
     local = tmp_path / "mine"
     write_mnist(local, seed=1)
     path = local / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(DatasetError, match="checksum mismatch") as e:
+    with pytest.raises(DatasetError, match="truncated") as e:
         load_dataset("mnist", data_dir=local)
     assert str(path) in str(e.value)
+
+
+def test_own_mnist_format_files_are_used_with_a_note(tmp_path, caplog):
+    """Valid MNIST-format files that are not the official ones (another data set in the same
+    format) load from --data-dir, with a one-line note instead of a checksum refusal."""
+    local = tmp_path / "mine"
+    arrays, _ = write_mnist(local, seed=5)
+    with caplog.at_level("WARNING", logger="scratchcnn.datasets"):
+        data = load_dataset("mnist", data_dir=local, normalize=None, download=False)
+    np.testing.assert_array_equal(data.x_train[:, 0], arrays["x_train"])
+    notes = [r.getMessage() for r in caplog.records if "not the official mnist files" in r.getMessage()]
+    assert len(notes) == 1 and "using them as given" in notes[0] and "\n" not in notes[0]
 
 
 def test_idx_format_errors(tmp_path):
@@ -280,6 +294,9 @@ def test_data_dir_precedence(mnist_mirror, monkeypatch, tmp_path):
 
 def test_offline_error_names_files_places_and_remedy(monkeypatch, tmp_path):
     monkeypatch.setitem(sources.MIRRORS, "mnist", [f"http://127.0.0.1:{free_port()}/"])
+    with pytest.raises(DatasetError, match="no such folder"):          # a folder that is not there
+        load_dataset("mnist", data_dir=tmp_path / "nothing", progress=False)
+    (tmp_path / "nothing").mkdir()                                     # one without the files
     with pytest.raises(DatasetError) as e:
         load_dataset("mnist", data_dir=tmp_path / "nothing", progress=False)
     msg = str(e.value)

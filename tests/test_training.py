@@ -70,11 +70,15 @@ def test_nan_loss_stops_with_epoch_and_batch(digits):
     model = presets.seed_b((1, 8, 8), 10)
     x = xtr[:64].copy()
     x[40] = np.nan
-    with pytest.raises(sc.TrainingDivergedError) as info:
+    with pytest.raises(sc.ShapeError, match="example 40"):           # refused before training
+        model.fit(x, ytr[:64], epochs=1, batch_size=16, shuffle=False, verbose=0)
+    x[40] = 3e38                        # finite, but the first convolution overflows on it
+    with pytest.raises(sc.TrainingDivergedError) as info, np.errstate(all="ignore"):
         model.fit(x, ytr[:64], epochs=1, batch_size=16, shuffle=False,
                   optimizer=optim.SGD(model.parameters(), lr=0.1), verbose=0)
     assert info.value.epoch == 1 and info.value.batch == 3
     assert "epoch 1, batch 3" in str(info.value)
+    assert "first layer whose output is not finite is layer 0 (Conv2D" in str(info.value)
 
 
 def test_early_stopping_and_callbacks(digits):

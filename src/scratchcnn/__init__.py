@@ -15,6 +15,8 @@ from . import optim
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 from .errors import (ConfigError, DatasetError, ExportError, LabelError, ModelFileError, ScratchCNNError,
                      ShapeError, TrainingDivergedError)
+from .diagnostics import GradientDiagnostics
+from .doctor import doctor
 from .gradcheck import gradcheck
 from .kernels import textbook, textbook_enabled, use_textbook
 from .losses import CrossEntropyLoss, MSELoss
@@ -32,6 +34,6 @@ __all__ = [
     "DatasetError", "Dense", "Dropout", "ExportError", "EarlyStopping", "Flatten", "GlobalAvgPool2D", "History",
     "LabelError", "LeakyReLU", "MSELoss", "MaxPool2D", "ModelCheckpoint", "ModelFileError", "Module",
     "Parameter", "ReLU", "ScratchCNNError", "Sequential", "ShapeError", "Sigmoid", "Softmax", "Tanh",
-    "TrainingDivergedError", "get_num_threads", "get_rng", "gradcheck", "load", "manual_seed", "no_grad",
+    "TrainingDivergedError", "doctor", "GradientDiagnostics", "get_num_threads", "get_rng", "gradcheck", "load", "manual_seed", "no_grad",
     "optim", "save", "set_num_threads", "textbook", "textbook_enabled", "use_textbook",
 ]

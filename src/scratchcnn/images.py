@@ -14,11 +14,17 @@
 
 The ``preprocessing`` dict is the one :func:`scratchcnn.datasets.load_dataset` returns
 (and a trained model keeps in ``model.metadata["preprocessing"]``).
+
+A recipe with a ``"resize"`` entry (``"stretch"``, ``"crop"`` or ``"pad"``: the data came from
+the user's own files, :func:`scratchcnn.datasets.load_data`) is followed the way those training
+images were read: :func:`image_to_uint8` (the very function that decoded them: EXIF rotation,
+the same gray/RGB conversion, the same uint8 resize to the training size), then the same
+scaling, so a training image comes back as exactly its model input.
 """
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ConfigError, ScratchCNNError
 
@@ -30,6 +36,10 @@ class ImageError(ScratchCNNError, ValueError):
 MNIST_BOX = 20     # MNIST digits fit a 20x20 box ...
 MNIST_CANVAS = 28  # ... centred by centre of mass in a 28x28 image
 INK_THRESHOLD = 0.1
+#: how an image of another shape is fitted to the training size: ``stretch`` (resize, ignoring
+#: the aspect ratio), ``crop`` (centre-crop to the target's aspect ratio, then resize), ``pad``
+#: (resize to fit inside, keeping the aspect ratio, on a black border)
+RESIZE_MODES = ("stretch", "crop", "pad")
 
 
 def _open(image):
@@ -44,7 +54,9 @@ def _open(image):
                 return im
         except FileNotFoundError:
             raise ImageError(f"image file {path!r} does not exist") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"image file {path!r} is too large to decode: {exc}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
             raise ImageError(f"cannot read image file {path!r} (not an image, or corrupted): {exc}") from None
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
@@ -93,6 +105,72 @@ def _resize(arr, size):
                      for c in arr]).astype(np.float32)
 
 
+def _resample(src, dst):
+    """Box filter when shrinking both sides, bilinear otherwise (as :func:`_resize`)."""
+    return Image.Resampling.BOX if (dst[0] <= src[0] and dst[1] <= src[1]) else Image.Resampling.BILINEAR
+
+
+def fit_image(im, size, resize="stretch"):
+    """A PIL image (L or RGB) fitted to ``size = (H, W)`` by ``resize`` (see :data:`RESIZE_MODES`),
+    in its own 8-bit mode. An image already of that size is returned as it is."""
+    H, W = (int(v) for v in size)
+    w, h = im.size
+    if (h, w) == (H, W):
+        return im
+    if resize == "stretch":
+        return im.resize((W, H), _resample((h, w), (H, W)))
+    if resize == "crop":
+        if w * H > h * W:      # wider than the target: keep the middle columns
+            cw = h * W / H
+            box = ((w - cw) / 2, 0.0, (w + cw) / 2, float(h))
+            return im.resize((W, H), _resample((h, cw), (H, W)), box=box)
+        ch = w * H / W
+        box = (0.0, (h - ch) / 2, float(w), (h + ch) / 2)
+        return im.resize((W, H), _resample((ch, w), (H, W)), box=box)
+    if resize == "pad":
+        scale = min(H / h, W / w)
+        nh, nw = min(H, max(1, round(h * scale))), min(W, max(1, round(w * scale)))
+        canvas = Image.new(im.mode, (W, H), 0)
+        canvas.paste(im.resize((nw, nh), _resample((h, w), (nh, nw))), ((W - nw) // 2, (H - nh) // 2))
+        return canvas
+    raise ConfigError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+
+
+def image_to_uint8(image, channels, size, resize="stretch"):
+    """``image`` (path, PIL image or array) -> ``(C, H, W)`` uint8: EXIF rotation applied (phone
+    photos), transparency onto white, converted to L (``channels=1``) or RGB (3), fitted to
+    ``size = (H, W)`` by ``resize``. Reading a folder of images and preparing a photo for a
+    model trained on it both go through here, so both see the same pixels."""
+    im = _open(image)
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # a damaged EXIF block: keep the image as stored
+        pass
+    im = fit_image(_to_mode(im, channels), size, resize)
+    arr = np.asarray(im, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _prepare_like_files(image, preprocessing, channels, size, invert):
+    """The recipe of data read from files (it has ``"resize"``): the training images' own
+    decoding, then the loader's float32 arithmetic, step for step."""
+    x = image_to_uint8(image, channels, size, preprocessing["resize"]).astype(np.float32)
+    if invert is None:
+        invert = bool(preprocessing.get("white_on_black")) and float(x.mean()) > 127.5
+    if invert:
+        x = np.float32(255.0) - x
+    normalize = preprocessing.get("normalize", "scale")
+    max_value = float(preprocessing.get("max_value") or 255.0)
+    if normalize is None or normalize == "none":
+        return np.ascontiguousarray(x * np.float32(max_value / 255.0), dtype=np.float32)
+    x *= np.float32(1.0 / 255.0)
+    mean, std = preprocessing.get("mean"), preprocessing.get("std")
+    if mean is not None and std is not None:
+        x -= np.asarray(mean, np.float64).astype(np.float32).reshape(-1, 1, 1)
+        x /= np.asarray(std, np.float64).astype(np.float32).reshape(-1, 1, 1)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def center_digit(arr, size=(MNIST_CANVAS, MNIST_CANVAS), box_fraction=MNIST_BOX / MNIST_CANVAS):
     """MNIST-style centring of a bright-on-dark drawing ``arr: (C, h, w)`` in 0..1.
 
@@ -138,6 +216,8 @@ def prepare_image(image, preprocessing, center=False, invert=None):
     except (KeyError, TypeError, ValueError):
         raise ConfigError(f"prepare_image: preprocessing must give channels, height and width, got "
                           f"{preprocessing!r}") from None
+    if preprocessing.get("resize") and not center:
+        return _prepare_like_files(image, preprocessing, channels, (height, width), invert)
     im = _to_mode(_open(image), channels)
     arr = np.asarray(im, dtype=np.float32) / np.float32(255.0)
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, h, w), 0..1

@@ -2,7 +2,7 @@
 returns d loss / d output (same shape as ``output``)."""
 import numpy as np
 
-from .errors import LabelError, ShapeError
+from .errors import ConfigError, LabelError, ShapeError
 from .nn.activations import log_softmax
 
 
@@ -35,7 +35,7 @@ class CrossEntropyLoss(Loss):
     @staticmethod
     def targets_as_probs(target, n, k, dtype):
         """Integer labels -> one-hot (N, K); probability rows are checked and returned."""
-        target = np.asarray(target)
+        target = _as_target(target, "CrossEntropyLoss")
         if target.ndim == 1:
             if target.shape[0] != n:
                 raise LabelError(f"CrossEntropyLoss: {target.shape[0]} labels for {n} outputs")
@@ -55,10 +55,14 @@ class CrossEntropyLoss(Loss):
         if target.shape != (n, k):
             raise LabelError(f"CrossEntropyLoss: targets of shape {target.shape} do not match outputs "
                              f"({n}, {k}); give (N,) labels or (N, K) probabilities")
+        if target.size and (target.min() < 0 or target.max() > 1):
+            row = int(np.flatnonzero(((target < 0) | (target > 1)).any(axis=1))[0])
+            raise LabelError(f"CrossEntropyLoss: probability targets must lie in [0, 1]; row {row} is "
+                             f"{np.asarray(target[row]).tolist()}"[:300])
         return target.astype(dtype, copy=False)
 
     def forward(self, output, target):
-        output = np.asarray(output)
+        output = _as_output(output, "CrossEntropyLoss")
         if output.ndim != 2:
             raise ShapeError(f"CrossEntropyLoss expects logits (N, K), got shape {output.shape}")
         n, k = output.shape
@@ -68,6 +72,8 @@ class CrossEntropyLoss(Loss):
         return float(-(t * logp).sum() / n)
 
     def backward(self):
+        if self._cache is None:
+            raise ConfigError("CrossEntropyLoss.backward called before a forward pass (call loss(output, target) first)")
         p, t = self._cache
         return (p - t) / p.shape[0]
 
@@ -80,14 +86,16 @@ class MSELoss(Loss):
         self._diff = None
 
     def forward(self, output, target):
-        output = np.asarray(output)
-        target = np.asarray(target, dtype=output.dtype)
+        output = _as_output(output, "MSELoss")
+        target = _as_target(target, "MSELoss").astype(output.dtype, copy=False)
         if target.shape != output.shape:
             raise LabelError(f"MSELoss: target shape {target.shape} differs from output shape {output.shape}")
         self._diff = output - target
         return float(np.mean(self._diff * self._diff))
 
     def backward(self):
+        if self._diff is None:
+            raise ConfigError("MSELoss.backward called before a forward pass (call loss(output, target) first)")
         return 2 * self._diff / self._diff.size
 
 
@@ -102,5 +110,37 @@ def get_loss(loss):
         try:
             return LOSSES[loss]()
         except KeyError:
-            raise LabelError(f"unknown loss {loss!r}; choose one of {sorted(set(LOSSES))}") from None
+            raise ConfigError(f"unknown loss {loss!r}; choose one of {sorted(set(LOSSES))}") from None
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss()
+    if not (callable(loss) and callable(getattr(loss, "backward", None))):
+        raise ConfigError(f"loss must be a name ({', '.join(sorted(set(LOSSES)))}) or a loss object with "
+                          f"__call__(output, target) and backward(), got {loss!r}"[:300])
     return loss
+
+
+def _as_output(output, who):
+    try:
+        output = np.asarray(output)
+    except (ValueError, TypeError) as exc:
+        raise ShapeError(f"{who}: the output must be an array of numbers: {exc}") from None
+    if output.dtype.kind not in "fiu":
+        raise ShapeError(f"{who}: the output must hold real numbers, got dtype {output.dtype}")
+    if output.dtype.kind != "f":
+        output = output.astype(np.float64)
+    return output
+
+
+def _as_target(target, who):
+    """The targets as an array of real numbers, all finite, else LabelError."""
+    try:
+        target = np.asarray(target)
+    except (ValueError, TypeError) as exc:
+        raise LabelError(f"{who}: targets must be an array of numbers (labels or probabilities): {exc}") from None
+    if target.dtype.kind not in "fiub":
+        raise LabelError(f"{who}: targets must be numbers, got dtype {target.dtype}")
+    if target.dtype.kind == "f" and target.size and not np.isfinite(target).all():
+        index = int(np.flatnonzero(~np.isfinite(target.reshape(len(target), -1)).any(axis=1))[0]) \
+            if target.ndim else 0
+        raise LabelError(f"{who}: target {index} is not a finite number (NaN or infinite)")
+    return target

@@ -24,24 +24,121 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .callbacks import History
-from .errors import LabelError, ShapeError, TrainingDivergedError
+from .errors import ConfigError, LabelError, ShapeError, TrainingDivergedError
 from .kernels.allocator import tune_allocator
 from .losses import CrossEntropyLoss, get_loss
 from .nn.activations import softmax
-from .nn.module import no_grad
+from .nn.module import check_finite, no_grad
+from .nn.sizes import activation_elements, check_activations
 from .optim import SGD, LRScheduler
-from .random import get_rng
+from .random import get_rng, get_state, set_state
+
+
+def _as_inputs(x, what="x", allow_empty=False):
+    """``x`` as an array of real numbers with a batch axis, every value finite, else ShapeError
+    naming the first bad example."""
+    try:
+        x = np.asarray(x)
+    except (ValueError, TypeError) as exc:       # ragged lists, exotic objects
+        raise ShapeError(f"{what}: the inputs must be one array of numbers (N, ...): {exc}") from None
+    if x.dtype.kind not in "fiub":
+        raise ShapeError(f"{what}: the inputs must be real numbers, got dtype {x.dtype}")
+    if x.ndim == 0:
+        raise ShapeError(f"{what}: the inputs need a batch axis (N, ...), got a scalar")
+    if len(x) == 0 and not allow_empty:
+        raise ShapeError(f"{what}: no examples")
+    check_finite(x, f"{what}: the input")
+    return x
 
 
 def _check_xy(model, x, y, what="x"):
-    x = np.asarray(x)
+    x = _as_inputs(x, what)
     if y is not None:
-        y = np.asarray(y)
+        try:
+            y = np.asarray(y)
+        except (ValueError, TypeError) as exc:
+            raise LabelError(f"{what}: the targets must be one array of numbers: {exc}") from None
+        if y.dtype.kind not in "fiub":
+            raise LabelError(f"{what}: the targets must be numbers (labels or probabilities), got dtype {y.dtype}")
+        if y.ndim == 0:
+            raise LabelError(f"{what}: the targets need one entry per example, got a scalar")
         if len(y) != len(x):
             raise LabelError(f"{what}: {len(x)} inputs but {len(y)} targets")
-    if len(x) == 0:
-        raise ShapeError(f"{what}: no examples")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            index = int(np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))[0])
+            raise LabelError(f"{what}: target {index} is not a finite number (NaN or infinite)")
     return x, y
+
+
+def _check_targets(model, x, y, crit, what="y"):
+    """Targets that cannot go with the model's outputs are refused before any batch runs."""
+    out = None
+    if hasattr(model, "output_shape"):
+        out = tuple(model.output_shape(tuple(x.shape[1:])))
+    if isinstance(crit, CrossEntropyLoss):
+        if y.ndim == 1:
+            if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+                index = int(np.flatnonzero(np.mod(y, 1) != 0)[0])
+                raise LabelError(f"{what}: label {index} is {y[index]}, not an integer class index")
+            if y.dtype.kind == "b":
+                raise LabelError(f"{what}: labels must be integer class indices, got booleans")
+            k = out[0] if out is not None and len(out) == 1 else None
+            bad = (y < 0) | (y >= k) if k is not None else (y < 0)
+            if bad.any():
+                index = int(np.flatnonzero(bad)[0])
+                expected = f"expected 0..{k - 1}" if k is not None else "labels must be >= 0"
+                raise LabelError(f"{what}: label {y[index]} is out of range for {k if k is not None else 'the'} "
+                                 f"classes (example {index}; {expected})")
+        elif out is not None and y.shape[1:] != out:
+            raise LabelError(f"{what}: targets of shape {y.shape} do not match the model's outputs (N, "
+                             f"{', '.join(map(str, out))}); give (N,) labels or (N, K) probabilities")
+    elif out is not None and type(crit).__name__ == "MSELoss" and y.shape[1:] != out:
+        raise LabelError(f"{what}: targets of shape {y.shape} do not match the model's outputs "
+                         f"(N, {', '.join(map(str, out))})")
+
+
+def _check_batch_size(batch_size, who):
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ShapeError(f"{who}: batch_size must be a positive int, got {batch_size!r}")
+
+
+def _check_memory(model, x, batch_size, who):
+    """The layer outputs of one batch must fit in memory (checked before the first batch)."""
+    layers = getattr(model, "layers", None)
+    if layers:
+        itemsize = np.dtype(model.dtype or np.float32).itemsize
+        check_activations(f"{who}: the model", activation_elements(layers, x.shape[1:]),
+                          min(batch_size, len(x)), itemsize)
+
+
+def _diagnose(model, xb):
+    """Why a batch's loss was not finite: the first layer whose output holds NaN or infinity
+    (re-running the batch's forward layer by layer, the model's state restored afterwards)."""
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return ""
+    buffers = [(m, {k: np.array(v, copy=True) for k, v in m._buffers.items()}) for m in model.modules()]
+    rng_state = get_state()
+    out = xb
+    try:
+        with no_grad():
+            for i, layer in enumerate(layers):
+                dtype = layer.dtype
+                if dtype is not None and out.dtype != dtype:
+                    out = out.astype(dtype)
+                out = layer.forward(out)
+                if out.dtype.kind == "f" and not np.isfinite(out).all():
+                    bad_params = [n for n, p in layer.named_parameters() if not np.isfinite(p.data).all()]
+                    why = (f"; its parameters {', '.join(bad_params)} are no longer finite (the updates diverged)"
+                           if bad_params else "")
+                    return f"; the first layer whose output is not finite is layer {i} ({layer!r}){why}"
+    except Exception:          # a diagnosis must never hide the real error
+        return ""
+    finally:
+        for m, b in buffers:
+            m._buffers.update(b)
+        set_state(rng_state)
+    return "; every layer's output is finite: the loss itself overflowed (are the targets right?)"
 
 
 def _accuracy_counts(logits, y):
@@ -62,13 +159,42 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
     Returns the model's :class:`History` (extended, not replaced, when ``initial_epoch > 0``).
     """
     tune_allocator()
-    x, y = _check_xy(model, x, y)
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ShapeError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+    x, y = _check_xy(model, x, y, "fit")
+    if y is None:
+        raise LabelError("fit: no targets (y is None)")
+    _check_batch_size(batch_size, "fit")
+    for name, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"fit: {name} must be an integer >= 0, got {v!r}")
+    if initial_epoch > epochs:
+        raise ConfigError(f"fit: initial_epoch ({initial_epoch}) is past epochs ({epochs}): the model has already "
+                          f"been trained for {initial_epoch} epochs; ask for more epochs in all")
+    crit = get_loss(loss)
+    _check_targets(model, x, y, crit, "fit")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ConfigError("fit: validation_data must be a pair (x_val, y_val)")
+        vx, vy = _check_xy(model, validation_data[0], validation_data[1], "fit: validation_data")
+        _check_targets(model, vx, vy, crit, "fit: validation_data")
+        validation_data = (vx, vy)
+    if augment is not None and not callable(augment):
+        raise ConfigError(f"fit: augment must be a function of a batch, got {augment!r}"[:200])
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise ConfigError(f"fit: callbacks must be a list, got {type(callbacks).__name__}")
+    for cb in callbacks or []:
+        if not any(callable(getattr(cb, h, None)) for h in _HOOKS):
+            raise ConfigError(f"fit: {cb!r} is not a callback (it has none of {', '.join(_HOOKS)})"[:300])
     if optimizer is None:
         optimizer = getattr(model, "optimizer", None) or SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if not (callable(getattr(optimizer, "step", None)) and callable(getattr(optimizer, "zero_grad", None))):
+        raise ConfigError(f"fit: optimizer must be an optimizer (scratchcnn.optim.SGD, Adam, AdamW), got "
+                          f"{optimizer!r}"[:200])
+    mine = {id(p) for p in model.parameters()}
+    if any(id(p) not in mine for p in getattr(optimizer, "params", [])):
+        raise ConfigError("fit: the optimizer holds parameters that are not this model's (build it with "
+                          "model.parameters())")
+    _check_memory(model, x, batch_size, "fit")
     model.optimizer = optimizer
-    crit = get_loss(loss)
     is_ce = isinstance(crit, CrossEntropyLoss)
     history = getattr(model, "history", None)
     if initial_epoch == 0 or history is None:
@@ -101,8 +227,9 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
             batch_loss = crit(out, yb)
             if not math.isfinite(batch_loss):
                 bar.close()
+                where = _diagnose(model, xb)
                 raise TrainingDivergedError(
-                    f"loss became {batch_loss} at epoch {epoch + 1}, batch {b + 1} of {n_batches}; "
+                    f"loss became {batch_loss} at epoch {epoch + 1}, batch {b + 1} of {n_batches}{where}; "
                     f"try a smaller learning rate (optimizer: {optimizer!r})", epoch=epoch + 1, batch=b + 1)
             model.backward(crit.backward())
             optimizer.step()
@@ -139,6 +266,9 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
     return history
 
 
+_HOOKS = ("set_model", "on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+
+
 def _call(callbacks, hook, *args):
     for cb in callbacks:
         fn = getattr(cb, hook, None)
@@ -154,7 +284,10 @@ def _batches(x, batch_size):
 def predict_logits(model, x, batch_size=256):
     """Raw outputs of the model for ``x``, computed ``batch_size`` examples at a time in eval mode."""
     tune_allocator()
-    x = np.asarray(x)
+    x = _as_inputs(x, "predict", allow_empty=True)
+    _check_batch_size(batch_size, "predict")
+    if len(x):
+        _check_memory(model, x, batch_size, "predict")
     was_training = model.training
     model.eval()
     outs = None
@@ -193,8 +326,13 @@ def evaluate(model, x, y, batch_size=256, loss=None):
     """Mean loss (and accuracy, for cross-entropy) over ``x``, ``y`` in bounded batches.
     Returns ``{"loss": float, "accuracy": float}``."""
     tune_allocator()
-    x, y = _check_xy(model, x, y)
+    x, y = _check_xy(model, x, y, "evaluate")
+    if y is None:
+        raise LabelError("evaluate: no targets (y is None)")
+    _check_batch_size(batch_size, "evaluate")
     crit = get_loss(loss)
+    _check_targets(model, x, y, crit, "evaluate")
+    _check_memory(model, x, batch_size, "evaluate")
     is_ce = isinstance(crit, CrossEntropyLoss)
     was_training = model.training
     model.eval()

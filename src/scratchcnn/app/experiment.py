@@ -2,18 +2,23 @@
 augmentation, checkpoints (best and last), Ctrl-C handling, and the run directory."""
 import contextlib
 import json
+import math
 import os
+import re
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from .. import optim
 from ..callbacks import Callback, ModelCheckpoint
-from ..datasets import augment_from_name, load_dataset
+from ..datasets import augment_from_name, describe, load_data, load_dataset
+from ..diagnostics import GradientDiagnostics
+from ..datasets.formats import data_name
 from ..errors import ConfigError
-from ..fileio import write_json
+from ..fileio import remove_stale_temporaries, write_json
 from ..kernels import textbook, textbook_enabled
 from ..model import load
+from ..nn.sizes import check_activations, check_model_size
 from ..random import manual_seed
 from ..threads import set_num_threads
 from .presets import PRESETS, get_preset
@@ -45,6 +50,16 @@ class TrainConfig:
     out: str = None
     textbook: bool = False         # every layer on its textbook path (no fast kernels)
     extra: dict = field(default_factory=dict)
+    # your own data (instead of ``dataset``): see scratchcnn.datasets.load_data
+    data: str = None               # a folder of class folders, .csv, .npz, IDX, .pkl.gz, .hdf5
+    data_format: str = None        # folder | csv | npz | idx | pickle | hdf5 (default: from the path)
+    test_data: str = None          # a second folder / CSV / IDX file for the test set
+    test_split: float = None       # held out for testing when the data have no test set (0.2)
+    image_size: str = None         # N or HxW
+    rgb: bool = False
+    resize: str = None             # stretch | crop | pad
+    skip_bad: bool = False
+    hdf5_keys: str = None          # x_train,y_train[,x_test,y_test]
 
     def resolved(self):
         """Fill the unset values from the preset's training settings, then general defaults."""
@@ -60,16 +75,108 @@ class TrainConfig:
         if cfg.optimizer != "sgd" and "momentum" not in train and self.momentum is None:
             cfg.momentum = None       # momentum is an SGD setting
         for key in ("classes", "per_class", "test_per_class"):
-            if getattr(cfg, key) is None and key in data:
+            if getattr(cfg, key) is None and key in data and not cfg.data:   # the preset's own data set only
                 setattr(cfg, key, data[key])
         return cfg
 
 
+def read_run_config(run_dir):
+    """The TrainConfig saved in ``run_dir/config.json`` (for ``--resume``), checked; a run directory
+    that cannot be resumed raises ConfigError saying why. Stale temporary files of writes that
+    were killed are removed first."""
+    if not isinstance(run_dir, (str, os.PathLike)) or not os.path.isdir(run_dir):
+        raise ConfigError(f"--resume: {run_dir!r} is not a run directory (no such folder)")
+    remove_stale_temporaries(run_dir)
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--resume: {run_dir} has no config.json: it is not a run directory, or its training "
+                          f"was stopped before it began; start it again without --resume")
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.loads(f.read(1 << 20))
+        config = saved["config"]
+        if not isinstance(config, dict):
+            raise TypeError("'config' is not an object")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ConfigError(f"--resume: {path} is damaged ({type(exc).__name__}: {exc}); start the run again "
+                          f"without --resume") from None
+    known = {f.name for f in fields(TrainConfig)}
+    try:
+        cfg = TrainConfig(**{k: v for k, v in config.items() if k in known})
+        return check_config(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"--resume: {path} holds settings that are refused: {exc}") from None
+
+
+def check_config(cfg):
+    """Refuse a run's settings that make no sense, naming the setting (a resolved TrainConfig:
+    the values the run would use; None where a setting is optional)."""
+    def number(name, low, high=None, integer=False, low_open=False, high_open=False, optional=False):
+        value = getattr(cfg, name)
+        if value is None and optional:
+            return
+        optim.check_number("train", name, value, low=low, high=high, integer=integer, low_open=low_open,
+                           high_open=high_open)
+    number("epochs", 1, integer=True)
+    number("batch_size", 1, integer=True)
+    number("lr", 0, low_open=True)
+    number("momentum", 0, 1, high_open=True, optional=True)
+    number("weight_decay", 0)
+    number("val_split", 0, 1, high_open=True)
+    number("seed", 0, integer=True)
+    number("per_class", 1, integer=True, optional=True)
+    number("test_per_class", 1, integer=True, optional=True)
+    for name in ("dataset", "model", "optimizer", "schedule", "augment", "data_dir", "out"):
+        value = getattr(cfg, name)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"train: {name} must be a string, got {value!r}")
+    if not isinstance(cfg.model, str) or not cfg.model.strip():
+        raise ConfigError(f"train: model must be a preset name or a spec, got {cfg.model!r}")
+    if str(cfg.optimizer).lower() not in ("sgd", "adam", "adamw"):
+        raise ConfigError(f"train: unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
+    if cfg.classes is not None and not isinstance(cfg.classes, (list, tuple)):
+        raise ConfigError(f"train: classes must be a list of class indices or names, got {cfg.classes!r}")
+    for name in ("grayscale", "textbook"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"train: {name} must be true or false, got {getattr(cfg, name)!r}")
+    if cfg.augment is not None and (len(cfg.augment) > 200 or re.search(r"\d{7}", cfg.augment)):
+        raise ConfigError(f"train: augment {cfg.augment[:40]!r}...: too long (shiftN, cropN, flip joined by '-')")
+    schedule_step(cfg)
+    return cfg
+
+
+def schedule_step(cfg):
+    """The N of a ``stepN`` schedule (None for the other schedules), checked."""
+    name = (cfg.schedule or "none").lower()
+    if name in ("none", "cosine"):
+        return None
+    m = re.fullmatch(r"step(\d{0,6})", name)
+    if m is None or (m.group(1) and int(m.group(1)) < 1):
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose none, cosine or stepN (N >= 1: lr x0.1 "
+                          f"every N epochs)")
+    return int(m.group(1) or max(cfg.epochs // 3, 1))
+
+
 def build_model(name_or_spec, input_shape, num_classes):
     """A preset name (``seed-a-simple``, ``strong``, ...) or a spec string (see scratchcnn.app.spec).
-    A spec's last Dense must output ``num_classes`` values."""
+    A spec's last Dense must output ``num_classes`` values. The model's size is checked against
+    the memory before its weights are allocated (:mod:`scratchcnn.nn.sizes`)."""
+    if not isinstance(name_or_spec, str):
+        raise ConfigError(f"a model must be a preset name or a spec string, got {type(name_or_spec).__name__}")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ConfigError(f"the number of classes must be a positive integer, got {num_classes!r}")
+    input_shape = tuple(input_shape)
+    check_activations(f"a model for inputs of shape {input_shape}", math.prod(input_shape))
     if name_or_spec in PRESETS:
-        return get_preset(name_or_spec).build(tuple(input_shape), num_classes)
+        if len(input_shape) != 3:
+            raise ConfigError(f"preset {name_or_spec!r} needs image inputs (C, H, W), got input shape {input_shape}")
+        try:
+            model = get_preset(name_or_spec).build(input_shape, num_classes)
+        except MemoryError:
+            raise ConfigError(f"preset {name_or_spec!r} for inputs of shape {input_shape} does not fit in memory: "
+                              f"use smaller images") from None
+        check_model_size(model.layers, input_shape, what=f"preset {name_or_spec!r} for inputs {input_shape}")
+        return model
     if is_spec(name_or_spec):
         model = build_from_spec(name_or_spec, tuple(input_shape))
         out = model.output_shape(tuple(input_shape))
@@ -94,15 +201,13 @@ def make_optimizer(cfg, params):
 
 def make_scheduler(cfg, optimizer, start_epoch=0):
     name = (cfg.schedule or "none").lower()
+    step = schedule_step(cfg)
     if name == "none":
         return None
     if name == "cosine":
         sched = optim.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    elif name.startswith("step"):
-        step = int(name[4:] or max(cfg.epochs // 3, 1))
-        sched = optim.StepLR(optimizer, step_size=step, gamma=0.1)
     else:
-        raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose none, step[N] or cosine")
+        sched = optim.StepLR(optimizer, step_size=step, gamma=0.1)
     if start_epoch:
         sched.last_epoch = start_epoch
         optimizer.lr = sched.get_lr(start_epoch)
@@ -138,15 +243,30 @@ class GracefulInterrupt(Callback):
 def default_run_dir(cfg):
     stamp = time.strftime("%Y%m%d-%H%M%S")
     model = cfg.model if cfg.model in PRESETS else "custom"
-    return os.path.join("runs", f"{cfg.dataset}-{model}-{stamp}")
+    return os.path.join("runs", f"{data_name(cfg.data) if cfg.data else cfg.dataset}-{model}-{stamp}")
+
+
+def load_run_data(cfg, verbose=1):
+    """The run's data: a known data set by name, or the user's files (``cfg.data``), whose summary
+    (classes, sizes, images skipped, files ignored, cache) is printed unless ``verbose < 0``."""
+    if not cfg.data:
+        return load_dataset(cfg.dataset, data_dir=cfg.data_dir, classes=cfg.classes, per_class=cfg.per_class,
+                            test_per_class=cfg.test_per_class, val_split=cfg.val_split, normalize=cfg.normalize,
+                            grayscale=cfg.grayscale, seed=cfg.seed)
+    data = load_data(cfg.data, cfg.data_format, test_data=cfg.test_data, test_split=cfg.test_split,
+                     image_size=cfg.image_size, grayscale=cfg.grayscale, rgb=cfg.rgb, resize=cfg.resize or "stretch",
+                     skip_bad=cfg.skip_bad, hdf5_keys=cfg.hdf5_keys, classes=cfg.classes, per_class=cfg.per_class,
+                     test_per_class=cfg.test_per_class, val_split=cfg.val_split, normalize=cfg.normalize,
+                     seed=cfg.seed, progress=verbose > 0)
+    if verbose >= 0:
+        print(describe(data), flush=True)
+    return data
 
 
 def train(cfg, resume=None, verbose=1, threads=None):
     """Run one experiment; returns ``(run_dir, metrics dict)``."""
     if resume:
-        with open(os.path.join(resume, "config.json")) as f:
-            saved = json.load(f)
-        saved_cfg = TrainConfig(**saved["config"])
+        saved_cfg = read_run_config(resume)
         if cfg.epochs is not None:
             saved_cfg.epochs = cfg.epochs
         saved_cfg.textbook = saved_cfg.textbook or cfg.textbook
@@ -154,18 +274,28 @@ def train(cfg, resume=None, verbose=1, threads=None):
     else:
         cfg = cfg.resolved()
         run_dir = cfg.out or default_run_dir(cfg)
-    os.makedirs(run_dir, exist_ok=True)
+    check_config(cfg)
+    augment = _augmenter(cfg.augment)            # a bad --augment is refused before the data are read
     manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, classes=cfg.classes, per_class=cfg.per_class,
-                        test_per_class=cfg.test_per_class, val_split=cfg.val_split, normalize=cfg.normalize,
-                        grayscale=cfg.grayscale, seed=cfg.seed)
+    data = load_run_data(cfg, verbose)
+    os.makedirs(run_dir, exist_ok=True)      # after the data: a bad --data leaves no empty run directory
     input_shape = data.x_train.shape[1:]
     num_classes = len(data.class_names)
     last_path, best_path = os.path.join(run_dir, "last.npz"), os.path.join(run_dir, "model.npz")
+    if resume and not os.path.exists(last_path):
+        print(f"note: {run_dir} has no last.npz (the run was stopped before its first epoch ended): "
+              f"starting it from the beginning", flush=True)
+        resume = None
     if resume:
         model = load(last_path)
         optimizer = model.optimizer
+        if optimizer is None:
+            raise ConfigError(f"--resume: {last_path} holds no optimizer state to continue from; start the run "
+                              f"again without --resume")
         start = len(model.history.epoch) if model.history else 0
+        if start > cfg.epochs:
+            raise ConfigError(f"--resume: {run_dir} has already trained {start} epochs, more than --epochs "
+                              f"{cfg.epochs}: ask for at least {start}")
     else:
         model = build_model(cfg.model, input_shape, num_classes)
         optimizer = make_optimizer(cfg, model.parameters())
@@ -173,15 +303,19 @@ def train(cfg, resume=None, verbose=1, threads=None):
     model.metadata.update({"dataset": data.name, "class_names": list(data.class_names),
                            "preprocessing": data.preprocessing, "run_dir": os.path.abspath(run_dir),
                            "model": cfg.model})
+    if data.source:        # the user's files: where they are and how they were read (evaluate re-reads them)
+        model.metadata["data_source"] = {"path": data.source["path"], "format": data.source["format"],
+                                         "options": data.source["options"]}
     write_json(os.path.join(run_dir, "config.json"),
                {"config": asdict(cfg), "input_shape": list(input_shape), "num_classes": num_classes,
                 "train_size": len(data.x_train), "val_size": len(data.x_val) if data.x_val is not None else 0,
                 "test_size": len(data.x_test)})
     if threads:
         set_num_threads(threads)
-    augment = _augmenter(cfg.augment)
+    _check_augment(cfg.augment, input_shape)
     stopper = GracefulInterrupt()
-    callbacks = [stopper, ModelCheckpoint(last_path)]
+    # per-layer gradient norms and update ratios each epoch, in the history (before the checkpoints save it)
+    callbacks = [stopper, GradientDiagnostics(optimizer), ModelCheckpoint(last_path)]
     has_val = data.x_val is not None and len(data.x_val) > 0
     # model.npz: the best epoch on validation data, or simply the last one when there is none
     best_ckpt = ModelCheckpoint(best_path, monitor="val_accuracy", save_best_only=has_val)
@@ -202,6 +336,14 @@ def train(cfg, resume=None, verbose=1, threads=None):
     metrics = write_run_outputs(run_dir, best, data, cfg, train_seconds=train_seconds,
                                 interrupted=stopper.interrupted, history=model.history, code_path=code_path)
     return run_dir, metrics
+
+
+def _check_augment(name, input_shape):
+    """A shift or crop padding of more pixels than the images have makes no sense."""
+    side = min(input_shape[1:]) if len(input_shape) == 3 else None
+    for kind, n in re.findall(r"(shift|crop)(\d+)", str(name or "").lower()):
+        if side is not None and int(n) > side:
+            raise ConfigError(f"--augment {name}: {kind}{n} moves the images by more than their {side} pixels")
 
 
 def _augmenter(name):

@@ -294,5 +294,87 @@ def plot_misclassified(x, y_true, y_pred, class_names, path, probs=None, max_ima
     return _save(fig, path)
 
 
-__all__ = ["plot_confusion_matrix", "plot_feature_maps", "plot_filters", "plot_history",
-           "plot_misclassified", "worst_misclassified"]
+# ---- diagnostics: gradient norms, update ratios, the learning-rate range test ------
+def _positive(values):
+    """Values as float64 with NaN where a log axis cannot show them (None, NaN, inf, <= 0)."""
+    v = np.array([np.nan if a is None else a for a in values], dtype=np.float64)
+    v[~np.isfinite(v) | (v <= 0)] = np.nan
+    return v
+
+
+def plot_diagnostics(history, path):
+    """Per-layer gradient norm (left) and update-to-weight ratio (right) per epoch, on log axes,
+    as :class:`scratchcnn.diagnostics.GradientDiagnostics` records them (``grad_norm/<layer>``,
+    ``update_ratio/<layer>`` in the history); the band 1e-4..1e-2 around the healthy ratio 1e-3 is
+    shaded. history: a History, its ``to_dict()`` or its ``.history`` dict. Returns None (and
+    writes nothing) when no diagnostics were recorded."""
+    from ..diagnostics import diagnostics_of
+    diag = diagnostics_of(history)
+    if not diag["grad_norm"] and not diag["update_ratio"]:
+        return None
+    fig = _new_figure(11, 4)
+    axes = fig.subplots(1, 2)
+    for ax, key, title in ((axes[0], "grad_norm", "gradient norm of the last batch"),
+                           (axes[1], "update_ratio", "update / weight ratio of the last step")):
+        drawn = False
+        for layer, values in diag[key].items():
+            v = _positive(values)
+            if np.isfinite(v).any():
+                ax.plot(np.arange(1, len(v) + 1), v, marker="o" if len(v) <= 30 else None, markersize=3, label=layer)
+                drawn = True
+        if key == "update_ratio":
+            ax.axhspan(1e-4, 1e-2, color="tab:green", alpha=0.08)
+            ax.axhline(1e-3, color="tab:green", linestyle="--", linewidth=1, label="1e-3 (healthy)")
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3, which="both")
+        if drawn:
+            ax.legend(fontsize=7)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        else:
+            ax.text(0.5, 0.5, "nothing recorded", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_lr_range(lr_range, path):
+    """The learning-rate range test of ``scratchcnn doctor``: the loss (raw and smoothed) against
+    the learning rate on a log axis, with the chosen rate, the suggested one and where the loss
+    blows up marked. lr_range: :attr:`scratchcnn.doctor.DoctorReport.lr_range`, a dict with
+    ``lrs``, ``losses``, ``smoothed`` and optionally ``chosen``, ``suggested``, ``blow_up``."""
+    if not isinstance(lr_range, dict) or not lr_range.get("lrs"):
+        raise ConfigError("plot_lr_range: expected the doctor's lr_range dict with 'lrs' and 'losses'")
+    lrs = np.asarray(lr_range["lrs"], dtype=np.float64)
+    raw = np.array([np.nan if a is None else a for a in lr_range.get("losses", [])], dtype=np.float64)
+    smooth = np.array([np.nan if a is None else a for a in lr_range.get("smoothed", [])], dtype=np.float64)
+    fig = _new_figure(7, 4.2)
+    ax = fig.subplots()
+    if len(raw):
+        ax.plot(lrs[:len(raw)], raw, color="tab:blue", alpha=0.3, linewidth=1, label="loss")
+    if len(smooth):
+        ax.plot(lrs[:len(smooth)], smooth, color="tab:blue", linewidth=2, label="smoothed loss")
+    finite = smooth[np.isfinite(smooth)] if len(smooth) else raw[np.isfinite(raw)]
+    if finite.size:
+        top = min(float(np.nanmax(finite)), 3 * float(finite[0]) if finite[0] > 0 else float(np.nanmax(finite)))
+        ax.set_ylim(0, max(top, float(np.nanmin(finite))) * 1.05 or 1.0)
+    for key, color, style, label in (("suggested", "tab:green", "-", "suggested"),
+                                     ("chosen", "tab:red", "--", "chosen"),
+                                     ("blow_up", "tab:orange", ":", "loss blows up")):
+        value = lr_range.get(key)
+        if value:
+            ax.axvline(value, color=color, linestyle=style, linewidth=1.5, label=f"{label} {value:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    what = ", ".join(str(lr_range[k]) if k == "optimizer" else f"batch {lr_range[k]}"
+                     for k in ("optimizer", "batch_size") if lr_range.get(k))
+    ax.set_title("learning-rate range test" + (f" ({what})" if what else ""))
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+__all__ = ["plot_confusion_matrix", "plot_diagnostics", "plot_feature_maps", "plot_filters", "plot_history",
+           "plot_lr_range", "plot_misclassified", "worst_misclassified"]

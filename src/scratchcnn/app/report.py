@@ -50,6 +50,8 @@ def write_run_outputs(run_dir, model, data, cfg, train_seconds=None, interrupted
     jobs = [
         ("history", "Loss and accuracy per epoch",
          lambda p: plots.plot_history(history, p) if history else None),
+        ("diagnostics", "Gradient norm and update / weight ratio per layer (last batch of each epoch)",
+         lambda p: plots.plot_diagnostics(history, p) if history else None),
         ("confusion", "Confusion matrix (test)",
          lambda p: plots.plot_confusion_matrix(np.array(metrics["confusion_matrix"]), names, p)),
         ("filters", "First-layer filters", lambda p: plots.plot_filters(model, p)),

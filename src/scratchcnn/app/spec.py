@@ -14,10 +14,12 @@ Tokens, separated by ``-`` (input sizes are inferred from the input shape):
 ``relu`` ``leakyrelu`` ``sigmoid`` ``tanh`` ``softmax`` ``flatten``
 =====================  =============================================================
 """
+import math
 import re
 
 from ..errors import ConfigError, ShapeError
 from ..model import Sequential
+from ..nn.sizes import check_activations, check_parameters, config_parameters
 from ..nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
                  LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
 
@@ -32,7 +34,7 @@ HELP = ("conv<OUT>x<K>[s<S>][p<P>|same], dense<N>, maxpool<K>[s<S>], avgpool<K>[
 
 
 def is_spec(text):
-    return "-" in text or bool(_CONV.match(text) or _DENSE.match(text))
+    return isinstance(text, str) and ("-" in text or bool(_CONV.match(text) or _DENSE.match(text)))
 
 
 def _error(spec, tokens, i, why):
@@ -42,22 +44,62 @@ def _error(spec, tokens, i, why):
                        f"tokens: {HELP}")
 
 
+#: a spec longer than this, a token longer than MAX_TOKEN or a number of more digits than
+#: MAX_DIGITS is refused before it is parsed
+MAX_SPEC = 4000
+MAX_TOKEN = 40
+MAX_DIGITS = 9
+
+
 def build_from_spec(spec, input_shape):
-    """Build a Sequential from a spec string for inputs of ``input_shape`` (C, H, W)."""
+    """Build a Sequential from a spec string for inputs of ``input_shape`` (C, H, W).
+
+    Each layer's parameters are counted from the spec before it is built, and the layer outputs
+    of one example added up, so a model that would not fit in memory is refused (naming the
+    token) before any weight is allocated."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"a model spec must be a string such as conv8x3-relu-flatten-dense10, got "
+                          f"{type(spec).__name__}")
+    if len(spec) > MAX_SPEC:
+        raise ConfigError(f"model spec of {len(spec)} characters: at most {MAX_SPEC} are accepted")
+    odd = re.search(r"[^a-z0-9.\-]", spec.strip().lower())
+    if odd:
+        raise ConfigError(f"model spec {spec[:60]!r} holds {odd.group()!r}: a spec is letters, digits, '.' and "
+                          f"'-' only, e.g. conv8x3-relu-maxpool2-flatten-dense10 (tokens: {HELP})")
     tokens = spec.strip().lower().split("-")
+    try:
+        input_shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input_shape must be a tuple of sizes, got {input_shape!r}") from None
     model = Sequential(input_shape=input_shape)
     shape = tuple(input_shape)
+    params, elements = 0, math.prod(shape)
     for i, tok in enumerate(tokens):
+        if len(tok) > MAX_TOKEN or any(len(d) > MAX_DIGITS for d in re.findall(r"\d+", tok)):
+            raise _error(spec, tokens, i, f"too long (at most {MAX_TOKEN} characters and numbers of at most "
+                                          f"{MAX_DIGITS} digits)")
         try:
-            layer = _layer(tok, shape)
+            made = _layer(tok, shape)
+            if made is None:
+                raise _error(spec, tokens, i, "unknown token")
+            cls, args, kwargs = made
+            counts = config_parameters(cls.__name__, _config_of(cls, args, kwargs))
+            params += sum(counts) if counts else 0
+            check_parameters(f"the model up to token {i + 1} ({tok!r})", params)
+            layer = cls(*args, **kwargs)
         except ConfigError as exc:
+            if str(exc).startswith("bad model spec token"):
+                raise
             raise _error(spec, tokens, i, str(exc)) from None
-        if layer is None:
-            raise _error(spec, tokens, i, "unknown token")
         try:
             shape = tuple(layer.output_shape(shape))
         except ShapeError as exc:
             raise _error(spec, tokens, i, f"does not fit its input {shape}: {exc}") from None
+        elements += math.prod(shape)
+        try:
+            check_activations(f"the model up to token {i + 1} ({tok!r})", elements)
+        except ConfigError as exc:
+            raise _error(spec, tokens, i, str(exc)) from None
         model.add(layer)
     if not tokens or not len(model):
         raise ConfigError(f"empty model spec {spec!r}")
@@ -65,29 +107,41 @@ def build_from_spec(spec, input_shape):
     return model
 
 
+def _config_of(cls, args, kwargs):
+    """The config dict the layer would report, for counting its parameters before it is built."""
+    if cls is Conv2D:
+        return {"in_channels": args[0], "out_channels": args[1], "kernel_size": args[2], **kwargs}
+    if cls is Dense:
+        return {"in_features": args[0], "out_features": args[1]}
+    if cls in (BatchNorm1D, BatchNorm2D):
+        return {"num_features": args[0]}
+    return {}
+
+
 def _layer(tok, shape):
+    """``(class, args, kwargs)`` of the layer a token stands for (None: an unknown token)."""
     m = _CONV.match(tok)
     if m:
         if len(shape) != 3:
             raise ConfigError(f"a convolution needs (C, H, W) input, got {shape}")
         out, k, s, p, same = m.groups()
         padding = "same" if same else int(p or 0)
-        return Conv2D(shape[0], int(out), int(k), stride=int(s or 1), padding=padding)
+        return Conv2D, (shape[0], int(out), int(k)), {"stride": int(s or 1), "padding": padding}
     m = _POOL.match(tok)
     if m:
         kind, k, s = m.groups()
         cls = MaxPool2D if kind == "max" else AvgPool2D
-        return cls(int(k), stride=int(s) if s else None)
+        return cls, (int(k),), {"stride": int(s) if s else None}
     m = _DENSE.match(tok)
     if m:
         if len(shape) != 1:
             raise ConfigError(f"dense needs a flat input; put 'flatten' before it (input is {shape})")
-        return Dense(shape[0], int(m.group(1)))
+        return Dense, (shape[0], int(m.group(1))), {}
     m = _DROP.match(tok)
     if m:
-        return Dropout(float(m.group(1)))
+        return Dropout, (float(m.group(1)),), {}
     if tok == "bn":
-        return BatchNorm2D(shape[0]) if len(shape) == 3 else BatchNorm1D(shape[0])
+        return (BatchNorm2D if len(shape) == 3 else BatchNorm1D), (shape[0],), {}
     if tok in _SIMPLE:
-        return _SIMPLE[tok]()
+        return _SIMPLE[tok], (), {}
     return None

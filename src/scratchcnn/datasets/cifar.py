@@ -22,6 +22,7 @@ from ..errors import DatasetError
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCH = "test_batch"
 FOLDER = "cifar-10-batches-py"
+MAX_BATCH_BYTES = 64 << 20      # a real batch is 31 MB
 
 
 def _allowed_globals():
@@ -67,10 +68,15 @@ def load_batch(data, source):
     x, y = d.get("data"), d.get("labels")
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
         raise DatasetError(f"{source}: 'data' must be an (N, 3072) uint8 array")
-    y = np.asarray(y, dtype=np.int64) if y is not None else None
-    if y is None or y.shape != (len(x),) or (len(y) and (y.min() < 0 or y.max() > 9)):
+    if len(x) == 0:
+        raise DatasetError(f"{source}: the batch holds no images")
+    try:
+        y = np.asarray(y) if isinstance(y, (list, tuple, np.ndarray)) else None
+    except (ValueError, TypeError):
+        y = None
+    if y is None or y.dtype.kind not in "iu" or y.shape != (len(x),) or y.min() < 0 or y.max() > 9:
         raise DatasetError(f"{source}: 'labels' must be {len(x)} ints in 0..9")
-    return x.reshape(-1, 3, 32, 32), y
+    return x.reshape(-1, 3, 32, 32), y.astype(np.int64)
 
 
 def read_cifar10(path):
@@ -83,7 +89,14 @@ def read_cifar10(path):
             for member in tar:
                 base = os.path.basename(member.name)
                 if member.isfile() and base in TRAIN_BATCHES + [TEST_BATCH]:
+                    if member.size > MAX_BATCH_BYTES:
+                        raise DatasetError(f"{path}: {member.name} is {member.size:,} bytes, more than a CIFAR-10 "
+                                           f"batch holds (about 31 MB)")
+                    if base in batches:
+                        raise DatasetError(f"{path}: the archive holds {base} twice")
                     batches[base] = tar.extractfile(member).read()
+    except DatasetError:
+        raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot read the CIFAR-10 archive (truncated or corrupted?): {exc}") from None
     absent = [b for b in TRAIN_BATCHES + [TEST_BATCH] if b not in batches]

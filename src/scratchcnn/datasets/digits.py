@@ -28,7 +28,7 @@ def read_optdigits(path):
             text = f.read().decode("ascii")
         rows = [line.split(",") for line in text.split() if line.strip()]
         table = np.array(rows, dtype=np.int64)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, OverflowError) as exc:
         raise DatasetError(f"{path}: not an optdigits file (expected rows of 65 comma-separated integers): "
                            f"{exc}") from None
     if table.ndim != 2 or table.shape[1] != 65:

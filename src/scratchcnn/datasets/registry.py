@@ -65,6 +65,9 @@ def get_info(name):
 
 def load_raw(info, data_dir=None, download=True, progress=True):
     """``(x_train, y_train, x_test, y_test)`` as stored: x (N, C, H, W) uint8, y int64."""
+    if data_dir is not None and not info.files:
+        sources.search_dirs(info.name, data_dir)      # a folder that is not there is refused all the same
+        sources.note(f"note: {info.name} ships with scikit-learn: --data-dir {data_dir} is not used")
     paths = sources.fetch(info.name, info.files, data_dir=data_dir, download=download,
                           progress=progress) if info.files else {}
     if info.name in ("mnist", "fashion-mnist"):

@@ -12,13 +12,20 @@ and, if found nowhere and ``download=True``, fetched from the data set's mirrors
 checked against the SHA-256 values in :data:`CHECKSUMS` before it is read: a download
 goes to a temporary file that is renamed into place only once its checksum matches, so
 the cache never holds a partial file (a cached file that fails its check anyway, say
-damaged on disk, is deleted and downloaded again; elsewhere a bad file is an error).
+damaged on disk, is deleted and downloaded again; a system copy that fails it is an error).
+
+Files in a folder the user names (``data_dir``, ``$SCRATCHCNN_DATA``) are the user's own: a
+digest that differs from the official file's (MNIST-format files of another data set, say) is
+reported in a one-line note, "not the official mnist files; using them as given", and the
+files are then checked by their reader's format checks (IDX magic and dimensions, counts of
+images and labels, label range, gzip integrity, CIFAR batch structure).
 
 Tests (or a user with a private mirror) can change :data:`MIRRORS` and :data:`CHECKSUMS`,
 both plain module-level dicts.
 """
 import hashlib
 import http.client
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -94,10 +101,26 @@ def search_dirs(name, data_dir=None):
     for kind, base in (("data_dir", data_dir), ("SCRATCHCNN_DATA", os.environ.get("SCRATCHCNN_DATA"))):
         if base:
             base = os.path.expanduser(os.fspath(base))
+            if not os.path.isdir(base):
+                what = "--data-dir (data_dir)" if kind == "data_dir" else "$SCRATCHCNN_DATA"
+                raise DatasetError(f"{what} {base!r} is not a folder" + (
+                    " (it is a file: name the folder that holds the data set's files)" if os.path.exists(base)
+                    else " (no such folder)"))
             dirs += [(kind, base), (kind, os.path.join(base, name))]
     dirs.append(("cache", os.path.join(cache_dir(), name)))
     dirs += [("system", d) for d in SYSTEM_DIRS.get(name, [])]
     return dirs
+
+
+#: the folders a user names (``data_dir``, ``$SCRATCHCNN_DATA``): files found there that are not
+#: the official ones are used as given, after a note, and checked only by their reader
+USER_KINDS = ("data_dir", "SCRATCHCNN_DATA")
+_log = logging.getLogger("scratchcnn.datasets")
+
+
+def note(message):
+    """One line for the user (on stderr, through :mod:`logging`, unless logging is set up otherwise)."""
+    _log.warning(message)
 
 
 def sha256_of(path):
@@ -169,7 +192,7 @@ def fetch(name, filenames, data_dir=None, download=True, progress=True):
     the missing files, where they were looked for, and how to provide them).
     """
     dirs = search_dirs(name, data_dir)
-    found, missing = {}, []
+    found, missing, unofficial = {}, [], []
     for filename in filenames:
         for kind, folder in dirs:
             path = os.path.join(folder, filename)
@@ -177,14 +200,22 @@ def fetch(name, filenames, data_dir=None, download=True, progress=True):
                 try:
                     verify(name, filename, path)
                 except DatasetError:
-                    if kind == "cache" and download:  # a bad cached copy is replaced by a fresh download
+                    if kind in USER_KINDS:            # the user's own files: theirs to use as they are
+                        unofficial.append(path)
+                    elif kind == "cache" and download:  # a bad cached copy is replaced by a fresh download
                         os.remove(path)
                         continue
-                    raise
+                    else:
+                        raise
                 found[filename] = path
                 break
         else:
             missing.append(filename)
+    if unofficial:
+        folders = sorted({os.path.dirname(p) for p in unofficial})
+        names = ", ".join(os.path.basename(p) for p in unofficial)
+        note(f"note: {', '.join(folders)}: not the official {name} files ({names}: their SHA-256 differs); "
+             f"using them as given (their format is checked as they are read)")
     if not missing:
         return found
     failures, unreachable = [], set()

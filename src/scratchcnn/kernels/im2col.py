@@ -15,6 +15,9 @@ from ..errors import ConfigError
 
 def pair(value, name="value"):
     """``3 -> (3, 3)``; ``(3, 5) -> (3, 5)``; checks for positive ints."""
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, (tuple, list)) and any(
+            isinstance(v, (bool, np.bool_)) for v in value):
+        raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, (int, np.integer)):
         value = (int(value), int(value))
     try:

@@ -3,6 +3,7 @@ each ``forward`` / ``backward`` is the textbook path (no fast kernels here; loop
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from .checks import number
 from .module import Module, is_grad_enabled
 
 
@@ -57,7 +58,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = number("LeakyReLU", "negative_slope", negative_slope)
         self._mask = None     # x > 0, boolean, x's shape
 
     def config(self):
@@ -171,7 +172,7 @@ class Softmax(Module):
 
     def __init__(self, dim=1):
         super().__init__()
-        if not isinstance(dim, int):
+        if not isinstance(dim, int) or isinstance(dim, bool):
             raise ConfigError(f"Softmax: dim must be an int, got {dim!r}")
         self.dim = dim
         self._y = None        # the forward output

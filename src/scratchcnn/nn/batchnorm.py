@@ -3,8 +3,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ShapeError
 from ..kernels import batchnorm_views, textbook_enabled
+from .checks import flag, float_dtype, number, positive_int
 from .module import Module, Parameter, is_grad_enabled
 
 
@@ -23,10 +24,10 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
         super().__init__()
-        if not isinstance(num_features, (int, np.integer)) or num_features < 1:
-            raise ConfigError(f"{type(self).__name__}: num_features must be a positive int, got {num_features!r}")
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
-        self.affine = bool(affine)
+        who = type(self).__name__
+        self.num_features = positive_int(who, "num_features", num_features)
+        self.eps, self.momentum = number(who, "eps", eps, low=0, low_open=True), number(who, "momentum", momentum, 0, 1)
+        self.affine, dtype = flag(who, "affine", affine), float_dtype(who, dtype)
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
             self.bias = Parameter(np.zeros(num_features, dtype=dtype))

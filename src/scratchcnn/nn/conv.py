@@ -13,6 +13,7 @@ from ..kernels import col2im, conv_output_size, im2col, normalize_padding, pad2d
 from ..kernels.conv_channels_last import ChannelsLastConv
 from ..kernels.conv_one_channel import OneChannelConv
 from ..kernels.conv_winograd import WinogradConv
+from .checks import flag, float_dtype, positive_int, weights_fit
 from .init import init_bias, init_weight
 from .module import Module, Parameter, is_grad_enabled
 
@@ -67,8 +68,7 @@ class Conv2D(Module):
                  init="he", dtype=np.float32):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"Conv2D: {name} must be a positive int, got {v!r}")
+            positive_int("Conv2D", name, v)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
         self.stride = pair(stride, "Conv2D stride")
@@ -80,6 +80,8 @@ class Conv2D(Module):
         self.init = init
         kh, kw = self.kernel_size
         fan_in, fan_out = in_channels * kh * kw, out_channels * kh * kw
+        dtype, bias = float_dtype("Conv2D", dtype), flag("Conv2D", "bias", bias)
+        weights_fit(f"Conv2D({in_channels}, {out_channels}, kernel_size={self.kernel_size})", out_channels * (fan_in + bias), dtype)
         self.weight = Parameter(init_weight((out_channels, in_channels, kh, kw), fan_in, fan_out,
                                             init, dtype))
         self.use_bias = bool(bias)

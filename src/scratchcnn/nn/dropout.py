@@ -1,8 +1,8 @@
 """Inverted dropout."""
 import numpy as np
 
-from ..errors import ConfigError
 from ..random import get_rng
+from .checks import number
 from .module import Module
 
 
@@ -27,9 +27,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ConfigError(f"Dropout: p must be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = number("Dropout", "p", p, low=0, high=1, high_open=True)   # "p must be in [0, 1)"
         self._mask = None     # the training mask times 1 / (1 - p); None: identity
 
     def config(self):

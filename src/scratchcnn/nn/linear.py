@@ -1,7 +1,8 @@
 """Fully connected layer and Flatten."""
 import numpy as np
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ShapeError
+from .checks import flag, float_dtype, positive_int, weights_fit
 from .init import init_bias, init_weight
 from .module import Module, Parameter, is_grad_enabled
 
@@ -30,9 +31,10 @@ class Dense(Module):
     def __init__(self, in_features, out_features, bias=True, init="he", dtype=np.float32):
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"Dense: {name} must be a positive int, got {v!r}")
+            positive_int("Dense", name, v)
         self.in_features, self.out_features = int(in_features), int(out_features)
+        dtype, bias = float_dtype("Dense", dtype), flag("Dense", "bias", bias)
+        weights_fit(f"Dense({in_features}, {out_features})", out_features * (in_features + bias), dtype)
         self.init = init
         self.weight = Parameter(init_weight((out_features, in_features), in_features, out_features,
                                             init, dtype))

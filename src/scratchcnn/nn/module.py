@@ -61,6 +61,25 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+def check_finite(x, what="input"):
+    """Raise ShapeError naming the first example (index along axis 0) of ``x`` that holds NaN or
+    an infinity. A sum over the array is the fast test; only a non-finite sum looks further."""
+    if x.dtype.kind != "f" or x.size == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(x, axis=None)
+    if np.isfinite(total):
+        return
+    bad = ~np.isfinite(x)
+    if not bad.any():             # the sum overflowed, the values are fine
+        return
+    if x.ndim == 0:
+        raise ShapeError(f"{what} is {x.item()}, not a finite number")
+    index = int(np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))[0])
+    value = x[index][bad[index]].flat[0]
+    raise ShapeError(f"{what} holds {value} (not a finite number) in example {index}")
+
+
 LAYER_REGISTRY = {}
 
 
@@ -117,6 +136,7 @@ class Module:
                 raise ShapeError(f"{self!r}: input must be an array, got {type(x).__name__}") from exc
         if x.dtype.kind not in "fiub":
             raise ShapeError(f"{self!r}: input must hold real numbers, got dtype {x.dtype}")
+        check_finite(x, f"{self!r}: input")
         dtype = self.dtype
         if dtype is None:
             dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
@@ -251,7 +271,23 @@ class Module:
         Shapes must match exactly; with ``strict`` every key must be present and
         no extra key allowed.
         """
-        state = {k: _to_numpy(v) for k, v in state.items()}
+        if not hasattr(state, "keys") or not hasattr(state, "items"):
+            raise ConfigError(f"load_state_dict: expected a mapping of parameter names to arrays (a state_dict), "
+                              f"got {type(state).__name__}")
+        converted = {}
+        for k, v in state.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"load_state_dict: keys must be parameter names (str), got {k!r}")
+            try:
+                a = _to_numpy(v)
+            except Exception as exc:
+                raise ConfigError(f"load_state_dict: {k!r} is not an array: {exc}") from None
+            if a.dtype.kind not in "fiub":
+                raise ConfigError(f"load_state_dict: {k!r} must hold real numbers, got dtype {a.dtype}")
+            if a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
+                raise ConfigError(f"load_state_dict: {k!r} holds NaN or infinite values")
+            converted[k] = a
+        state = converted
         expected = set()
         for m_prefix, m in self._prefixed_modules():
             for name, p in m._parameters.items():
@@ -265,6 +301,9 @@ class Module:
                 if value.shape != p.data.shape:
                     raise ConfigError(
                         f"load_state_dict: {key!r} has shape {value.shape}, expected {p.data.shape}")
+                if value.dtype.kind != "f":
+                    raise ConfigError(f"load_state_dict: parameter {key!r} must be real floating point, "
+                                      f"got dtype {value.dtype}")
                 p.data = value.astype(p.data.dtype, copy=True)
                 p.grad = np.zeros_like(p.data)
             for name, b in m._buffers.items():

@@ -23,7 +23,7 @@ class Sequential(Module):
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
-        self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
+        self.input_shape = _shape(input_shape) if input_shape is not None else None
         self._checked_shape = None
         for layer in layers:
             self.add(layer)
@@ -66,7 +66,7 @@ class Sequential(Module):
     def build(self, input_shape):
         """Check every layer's input size against the previous layer's output for an
         input of ``input_shape`` (no batch axis); returns the list of output shapes."""
-        shape = tuple(int(d) for d in input_shape)
+        shape = _shape(input_shape)
         shapes = []
         for i, layer in enumerate(self.layers):
             try:
@@ -132,3 +132,16 @@ class Sequential(Module):
     def config(self):
         return {"layers": [{"class": type(l).__name__, "config": l.config()} for l in self.layers],
                 "input_shape": list(self.input_shape) if self.input_shape else None}
+
+
+def _shape(input_shape):
+    """An input shape (no batch axis) as a tuple of positive ints, else ShapeError."""
+    try:
+        dims = tuple(input_shape)
+    except TypeError:
+        dims = None
+    if dims is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) and d >= 1
+                               for d in dims):
+        raise ShapeError(f"input_shape must be sizes (positive integers) without the batch axis, such as "
+                         f"(1, 28, 28); got {input_shape!r}")
+    return tuple(int(d) for d in dims)

@@ -20,9 +20,12 @@ import warnings
 
 from PIL import Image
 
+from ...fileio import json_depth_exceeds
+
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024   # a request body larger than this gets 413
 MAX_IMAGE_PIXELS = 25_000_000         # width * height above this gets 413 (decompression bombs)
 MAX_IMAGE_SIDE = 16_384               # so does a side longer than this
+MAX_JSON_DEPTH = 16                   # a JSON body nested deeper than this gets 400, unparsed
 IMAGE_TYPES = ("image/png", "image/jpeg")
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg"}  # MPO: a phone's JPEG
 
@@ -46,10 +49,20 @@ def media_type(content_type):
 
 
 def image_from_json(body):
-    """``(image bytes, center)`` from a JSON body ``{"image": data URL or base64, "center": bool}``."""
+    """``(image bytes, center)`` from a JSON body ``{"image": data URL or base64, "center": bool}``.
+
+    The body's nesting is measured before it is parsed: a document nested deeper than
+    :data:`MAX_JSON_DEPTH` is refused (400) without letting the parser recurse into it."""
     try:
-        obj = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else str(body)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(400, f"malformed JSON body: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if json_depth_exceeds(text, MAX_JSON_DEPTH):
+        raise BadRequest(400, f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels; send "
+                              f'{{"image": "data:image/png;base64,...", "center": false}}')
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         raise BadRequest(400, f"malformed JSON body: {exc}") from None
     if not isinstance(obj, dict) or "image" not in obj:
         raise BadRequest(400, 'the JSON body must be an object {"image": "data:image/png;base64,...", '
@@ -68,7 +81,10 @@ def image_from_json(body):
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(400, '"image" is not valid base64') from None
-    return data, _truthy(obj.get("center", False))
+    center = obj.get("center", False)
+    if not isinstance(center, (bool, int, float, str)) and center is not None:
+        raise BadRequest(400, f'"center" must be true or false, got {type(center).__name__}')
+    return data, _truthy(center)
 
 
 def decode_image(data, max_pixels=MAX_IMAGE_PIXELS, max_side=MAX_IMAGE_SIDE):

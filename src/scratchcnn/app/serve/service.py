@@ -116,6 +116,47 @@ class ModelService:
                            "shape": [int(d) for d in a.shape], "shown": shown, "image": image})
         return {"layers": layers}
 
+    def explain(self, x, cls=None):
+        """x: (C, H, W) -> why the model gives class ``cls`` (None: its prediction) for x: the
+        saliency map (d score / d input) and Grad-CAM on the last conv layer, each drawn over the
+        input, from the layers' own backward passes (:func:`scratchcnn.app.explain.explain`).
+        ``cls`` is a class index or name; another value raises BadRequest (400)."""
+        from ..explain import explain, normalize_heat, overlay
+        from .inputs import BadRequest
+        k = self.num_classes
+        if cls is not None and not isinstance(cls, (int, np.integer)):
+            text = str(cls).strip()
+            if text in self.class_names:
+                cls = self.class_names.index(text)
+            elif text.lstrip("-").isdigit() and len(text) < 12:
+                cls = int(text)
+            else:
+                raise BadRequest(400, f"class must be a class index 0..{k - 1} or one of the class names, "
+                                      f"got {text[:40]!r}")
+        if cls is not None and not 0 <= int(cls) < k:
+            raise BadRequest(400, f"class {cls} is out of range: the model has {k} classes (0..{k - 1})")
+        with self._lock:                  # gradients on: explain restores the model's flags and gradients
+            e = explain(self.model, x, None if cls is None else int(cls))
+            self.model.eval()
+        size = 112
+
+        def picture(heat):
+            heat = normalize_heat(heat)
+            return {"image": pictures.png_data_url(pictures.enlarge(overlay(x, heat), size)),
+                    "map": pictures.png_data_url(pictures.enlarge(np.uint8(np.rint(255 * heat)), size))}
+
+        probs = [float(p) for p in e["probabilities"]]
+        saliency = dict(picture(e["saliency"]), max=float(e["saliency"].max()))
+        cam = None
+        if e["grad_cam"] is not None:
+            layer = self.model.layers[e["layer"]]
+            cam = dict(picture(e["grad_cam"]), max=float(e["grad_cam"].max()), layer=int(e["layer"]),
+                       layer_name=repr(layer), shape=[int(d) for d in e["grad_cam_low"].shape])
+        c = e["class"]
+        return finite({"class": c, "class_name": self.class_names[c], "top": int(np.argmax(probs)),
+                       "score": float(e["logits"][c]), "probability": probs[c], "probabilities": probs,
+                       "saliency": saliency, "grad_cam": cam})
+
     def filters(self):
         """The first conv layer's filters as one picture (``image`` None for a model without conv)."""
         from ..introspect import first_conv_filters

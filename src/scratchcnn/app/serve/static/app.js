@@ -17,11 +17,12 @@ async function answer(r) {
 
 async function getJSON(url) { return answer(await fetch(url)); }
 
-// POST an image (a Blob or File) as multipart/form-data, field "file".
-async function postImage(url, blob, center) {
+// POST an image (a Blob or File) as multipart/form-data, field "file" (and any `fields`).
+async function postImage(url, blob, center, fields = {}) {
   const form = new FormData();
   form.append("file", blob, blob.name || "drawing.png");
   form.append("center", center ? "1" : "0");
+  for (const [k, v] of Object.entries(fields)) form.append(k, String(v));
   return answer(await fetch(url, { method: "POST", body: form }));
 }
 
@@ -41,9 +42,16 @@ function showPrediction(p) {
     const bar = el("div", { class: k === p.top ? "bar best" : "bar", "data-class": p.class_names[k] });
     bar.style.width = (100 * prob).toFixed(1) + "%";
     track.append(bar);
-    box.append(el("span", { class: "bar-label" }, p.class_names[k]), track,
-               el("span", { class: "bar-value" }, (100 * prob).toFixed(1) + "%"));
+    const parts = [el("span", { class: "bar-label" }, p.class_names[k]), track,
+                   el("span", { class: "bar-value" }, (100 * prob).toFixed(1) + "%")];
+    for (const part of parts) {       // a click on a class's row explains that class
+      part.dataset.k = String(k);
+      part.title = `why ${p.class_names[k]}? (saliency and Grad-CAM for this class)`;
+      part.addEventListener("click", () => explainClass(k));
+    }
+    box.append(...parts);
   });
+  markExplained();
   $("top-class").textContent = `${p.class_names[p.top]} (${(100 * p.probabilities[p.top]).toFixed(1)}%)`;
   const img = $("model-input");
   img.src = p.input_image;
@@ -65,19 +73,61 @@ function showActivations(a) {
   if (!a.layers.length) box.append(el("p", { class: "muted" }, "this model has no conv or pooling layer"));
 }
 
-// Send one input to /api/predict and, when `full`, to /api/activations too. Answers to an
-// input older than the latest one sent are dropped (they may arrive late).
+// ---- why: saliency and Grad-CAM for the predicted class or a clicked one ------------
+let current = null, explained = null, explainId = 0;
+function markExplained() {
+  for (const bar of document.querySelectorAll("#probabilities .bar-track")) {
+    bar.classList.toggle("explained", explained !== null && bar.dataset.k === String(explained));
+  }
+}
+
+function showExplanation(e) {
+  explained = e.class;
+  const put = (id, part) => {
+    const img = $(id);
+    if (part) { img.src = part.image; img.hidden = false; } else { img.hidden = true; }
+  };
+  put("saliency", e.saliency);
+  put("grad-cam", e.grad_cam);
+  $("explain-class").textContent = `${e.class_name} (${(100 * e.probability).toFixed(1)}%` +
+    (e.class === e.top ? ", the prediction)" : ")");
+  $("grad-cam-note").textContent = e.grad_cam
+    ? `Grad-CAM on layer ${e.grad_cam.layer}: ${e.grad_cam.layer_name} (its ${e.grad_cam.shape.join(" × ")} maps, upsampled)`
+    : "this model has no conv layer: no Grad-CAM";
+  markExplained();
+  document.body.dataset.explained = String(e.class);
+  document.body.dataset.explanations = String(Number(document.body.dataset.explanations || 0) + 1);
+}
+
+// Ask /api/explain about class k (a click on its bar) for the current input.
+async function explainClass(k) {
+  if (!current) return;
+  const id = ++explainId;
+  try {
+    const e = await postImage("/api/explain", current.blob, current.center, { class: k });
+    if (id === explainId) { showExplanation(e); showError(null); }
+  } catch (err) {
+    if (id === explainId) showError(err);
+  }
+}
+
+// Send one input to /api/predict and, when `full`, to /api/activations and /api/explain (the
+// predicted class) too. Answers to an input older than the latest one sent are dropped (they
+// may arrive late).
 let busy = false, latest = 0, shown = 0;
 async function analyse(blob, center, full) {
   const id = ++latest;
   busy = true;
   document.body.dataset.busy = "1";
+  if (full) { current = { blob, center }; explainId++; }
   try {
-    const [p, a] = await Promise.all([postImage("/api/predict", blob, center),
-                                      full ? postImage("/api/activations", blob, center) : null]);
+    const [p, a, e] = await Promise.all([postImage("/api/predict", blob, center),
+                                         full ? postImage("/api/activations", blob, center) : null,
+                                         full ? postImage("/api/explain", blob, center) : null]);
     if (id !== latest) return;
     showPrediction(p);
     if (a) showActivations(a);
+    if (e) showExplanation(e);
     showError(null);
     document.body.dataset.results = String(++shown);
   } catch (err) {

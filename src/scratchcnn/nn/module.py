@@ -63,16 +63,17 @@ class Parameter:
 
 def check_finite(x, what="input"):
     """Raise ShapeError naming the first example (index along axis 0) of ``x`` that holds NaN or
-    an infinity. A sum over the array is the fast test; only a non-finite sum looks further."""
+    an infinity (``np.isfinite(x).all()``: measured quicker than a sum, with or without a float64
+    accumulator). ``what`` names the array in the message: a string, or a function returning one (called only
+    when there is an error, so a caller on the hot path pays nothing to describe itself)."""
     if x.dtype.kind != "f" or x.size == 0:
         return
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = np.add.reduce(x, axis=None)
-    if np.isfinite(total):
+    finite = np.isfinite(x)
+    if finite.all():
         return
-    bad = ~np.isfinite(x)
-    if not bad.any():             # the sum overflowed, the values are fine
-        return
+    if callable(what):
+        what = what()
+    bad = ~finite
     if x.ndim == 0:
         raise ShapeError(f"{what} is {x.item()}, not a finite number")
     index = int(np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))[0])
@@ -136,7 +137,7 @@ class Module:
                 raise ShapeError(f"{self!r}: input must be an array, got {type(x).__name__}") from exc
         if x.dtype.kind not in "fiub":
             raise ShapeError(f"{self!r}: input must hold real numbers, got dtype {x.dtype}")
-        check_finite(x, f"{self!r}: input")
+        check_finite(x, lambda: f"{self!r}: input")
         dtype = self.dtype
         if dtype is None:
             dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)

@@ -20,6 +20,17 @@ def require_torch():
     return pytest.importorskip("torch")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a whole test module: the machine is shared and the tensors of
+    these tests are small, so more threads gain nothing."""
+    torch = require_torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

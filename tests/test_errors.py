@@ -99,3 +99,15 @@ def test_errors_raised_inside_a_layer_still_name_it_on_the_checked_path():
     model(np.zeros((5, 4), np.float32))                                  # shape now checked
     with pytest.raises(sc.ShapeError, match="layer 1.*more than one value"):
         model(np.zeros((1, 4), np.float32))
+
+
+def test_a_probability_target_row_with_one_nan_is_named():
+    """(N, K) targets: a row holding NaN beside finite values is named by its index (it once
+    raised a raw IndexError from fit / evaluate's own copy of the target check)."""
+    model = sc.Sequential(sc.Flatten(), sc.Dense(4, 2), input_shape=(1, 2, 2))
+    x = np.zeros((3, 1, 2, 2), np.float32)
+    y = np.array([[0.5, 0.5], [np.nan, 1.0], [1.0, 0.0]])
+    for call in (lambda: model.evaluate(x, y), lambda: model.fit(x, y, epochs=1, verbose=0),
+                 lambda: sc.CrossEntropyLoss()(np.zeros((3, 2)), y)):
+        with pytest.raises(sc.LabelError, match="target 1 is not a finite number"):
+            call()

@@ -25,22 +25,15 @@ import scratchcnn as sc
 from scratchcnn.app import export
 from scratchcnn.errors import ExportError, ScratchCNNError
 
-try:
-    from scratchcnn.app.presets import PRESETS
-except ImportError:                       # before the application wing's move
-    from scratchcnn.presets import PRESETS
+from scratchcnn.app.presets import PRESETS
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 torch = require_torch()
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread: the machine is shared and these tensors are small."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs torch on one thread (conftest.one_torch_thread)."""
 
 
 # ---- helpers -----------------------------------------------------------------------------

@@ -31,12 +31,8 @@ DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", 
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread: the machine is shared and tiny tensors gain nothing from more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs torch on one thread (conftest.one_torch_thread)."""
 
 
 @pytest.fixture(params=["fast", "textbook"])

@@ -35,7 +35,7 @@ class CrossEntropyLoss(Loss):
     @staticmethod
     def targets_as_probs(target, n, k, dtype):
         """Integer labels -> one-hot (N, K); probability rows are checked and returned."""
-        target = _as_target(target, "CrossEntropyLoss")
+        target = as_target(target, "CrossEntropyLoss")
         if target.ndim == 1:
             if target.shape[0] != n:
                 raise LabelError(f"CrossEntropyLoss: {target.shape[0]} labels for {n} outputs")
@@ -87,7 +87,7 @@ class MSELoss(Loss):
 
     def forward(self, output, target):
         output = _as_output(output, "MSELoss")
-        target = _as_target(target, "MSELoss").astype(output.dtype, copy=False)
+        target = as_target(target, "MSELoss").astype(output.dtype, copy=False)
         if target.shape != output.shape:
             raise LabelError(f"MSELoss: target shape {target.shape} differs from output shape {output.shape}")
         self._diff = output - target
@@ -131,16 +131,18 @@ def _as_output(output, who):
     return output
 
 
-def _as_target(target, who):
-    """The targets as an array of real numbers, all finite, else LabelError."""
+def as_target(target, who):
+    """The targets as an array of real numbers with one entry per example, all finite, else
+    LabelError naming ``who`` and the first bad target (used by the losses and by ``fit``)."""
     try:
         target = np.asarray(target)
     except (ValueError, TypeError) as exc:
         raise LabelError(f"{who}: targets must be an array of numbers (labels or probabilities): {exc}") from None
     if target.dtype.kind not in "fiub":
         raise LabelError(f"{who}: targets must be numbers, got dtype {target.dtype}")
+    if target.ndim == 0:
+        raise LabelError(f"{who}: targets need one entry per example, got a scalar")
     if target.dtype.kind == "f" and target.size and not np.isfinite(target).all():
-        index = int(np.flatnonzero(~np.isfinite(target.reshape(len(target), -1)).any(axis=1))[0]) \
-            if target.ndim else 0
+        index = int(np.flatnonzero((~np.isfinite(target.reshape(len(target), -1))).any(axis=1))[0])
         raise LabelError(f"{who}: target {index} is not a finite number (NaN or infinite)")
     return target

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .callbacks import History
 from .errors import ConfigError, LabelError, ShapeError, TrainingDivergedError
 from .kernels.allocator import tune_allocator
-from .losses import CrossEntropyLoss, get_loss
+from .losses import CrossEntropyLoss, as_target, get_loss
 from .nn.activations import softmax
 from .nn.module import check_finite, no_grad
 from .nn.sizes import activation_elements, check_activations
@@ -54,19 +54,9 @@ def _as_inputs(x, what="x", allow_empty=False):
 def _check_xy(model, x, y, what="x"):
     x = _as_inputs(x, what)
     if y is not None:
-        try:
-            y = np.asarray(y)
-        except (ValueError, TypeError) as exc:
-            raise LabelError(f"{what}: the targets must be one array of numbers: {exc}") from None
-        if y.dtype.kind not in "fiub":
-            raise LabelError(f"{what}: the targets must be numbers (labels or probabilities), got dtype {y.dtype}")
-        if y.ndim == 0:
-            raise LabelError(f"{what}: the targets need one entry per example, got a scalar")
+        y = as_target(y, what)
         if len(y) != len(x):
             raise LabelError(f"{what}: {len(x)} inputs but {len(y)} targets")
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            index = int(np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))[0])
-            raise LabelError(f"{what}: target {index} is not a finite number (NaN or infinite)")
     return x, y
 
 

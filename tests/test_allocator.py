@@ -50,10 +50,13 @@ def test_freed_arrays_are_reused_without_page_faults():
     assert tuned["at_import"] is False and system["at_import"] is False
     assert tuned["tuned"] is True and system["tuned"] is False
     pages_per_array = 64 * 32 * 24 * 24 * 4 // 4096
-    # glibc's default gives big freed blocks back to the system: new ones fault their pages in
-    assert system["faults"] > 10 * pages_per_array
+    # glibc's default gives some big freed blocks back to the system, and new ones fault their
+    # pages in: how many depends on its heuristics and the order of the model's allocations
+    # (1,000-2,000 pages over these 20 batches since the fast plan fuses the ReLU into the
+    # convolution's output; 22,000 before), always several hundred
+    assert system["faults"] > pages_per_array / 4
     # tuned: the same heap pages serve every batch
-    assert tuned["faults"] < pages_per_array
+    assert tuned["faults"] < pages_per_array / 16
 
 
 def test_keep_freed_memory_is_idempotent():

@@ -19,10 +19,13 @@ from .diagnostics import GradientDiagnostics
 from .doctor import doctor
 from .gradcheck import gradcheck
 from .kernels import textbook, textbook_enabled, use_textbook
-from .losses import CrossEntropyLoss, MSELoss
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiMarginLoss
+from .optim import clip_grad_norm_
 from .model import Sequential, load
 from .nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
                  LeakyReLU, MaxPool2D, Module, Parameter, ReLU, Sigmoid, Softmax, Tanh, no_grad)
+from .nn import Residual, basic_block
+from .nn import GroupNorm, LayerNorm
 from .random import get_rng, manual_seed
 from .serialization import save
 from .threads import get_num_threads, set_num_threads
@@ -30,10 +33,11 @@ from .threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 __all__ = [
-    "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Callback", "ConfigError", "Conv2D", "CrossEntropyLoss",
+    "AvgPool2D", "GroupNorm", "LayerNorm", "BatchNorm1D", "BatchNorm2D", "Callback", "ConfigError", "Conv2D", "CrossEntropyLoss",
     "DatasetError", "Dense", "Dropout", "ExportError", "EarlyStopping", "Flatten", "GlobalAvgPool2D", "History",
     "LabelError", "LeakyReLU", "MSELoss", "MaxPool2D", "ModelCheckpoint", "ModelFileError", "Module",
-    "Parameter", "ReLU", "ScratchCNNError", "Sequential", "ShapeError", "Sigmoid", "Softmax", "Tanh",
+    "Parameter", "ReLU", "Residual", "ScratchCNNError", "Sequential", "ShapeError", "Sigmoid", "Softmax", "Tanh",
+    "BCEWithLogitsLoss", "MultiMarginLoss", "clip_grad_norm_",
     "TrainingDivergedError", "doctor", "GradientDiagnostics", "get_num_threads", "get_rng", "gradcheck", "load", "manual_seed", "no_grad",
-    "optim", "save", "set_num_threads", "textbook", "textbook_enabled", "use_textbook",
+    "basic_block", "optim", "save", "set_num_threads", "textbook", "textbook_enabled", "use_textbook",
 ]

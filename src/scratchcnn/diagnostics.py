@@ -58,7 +58,7 @@ def norm(arrays):
 def last_update(optimizer, p, state):
     """The step ``optimizer`` just took for parameter ``p``, ``p_before - p_after`` (call it after
     ``optimizer.step()``), recovered exactly from the optimizer's state, ``p.grad`` and ``p.data``:
-    SGD (momentum, Nesterov, weight decay), Adam and AdamW; another optimizer as ``lr * grad``."""
+    SGD (momentum, Nesterov, weight decay), Adam, AdamW and RMSprop; another optimizer as ``lr * grad``."""
     lr = float(getattr(optimizer, "lr", 0.0))
     wd = float(getattr(optimizer, "weight_decay", 0.0) or 0.0)
     g = np.asarray(p.grad, dtype=np.float64)
@@ -73,6 +73,15 @@ def last_update(optimizer, p, state):
             # w = w_before * (1 - lr wd) - step, so w_before - w = (w + step) / (1 - lr wd) - w
             return (w + step) / (1 - lr * wd) - w
         return step                                     # Adam's weight decay is inside m and v
+    if "square_avg" in state:                            # RMSprop: g / avg, avg from the buffers after the step
+        v = np.asarray(state["square_avg"], dtype=np.float64)
+        if "grad_avg" in state:
+            v = v - np.asarray(state["grad_avg"], dtype=np.float64) ** 2
+        avg = np.sqrt(v) + optimizer.eps
+        if "momentum_buffer" in state:
+            return lr * np.asarray(state["momentum_buffer"], dtype=np.float64)
+        # w = w_before - lr (g + wd w_before) / avg
+        return (w + lr * g / avg) / (1 - lr * wd / avg) - w if wd else lr * g / avg
     buf = state.get("momentum_buffer")
     if buf is not None:
         buf = np.asarray(buf, dtype=np.float64)          # it already holds wd * w_before

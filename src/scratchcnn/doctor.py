@@ -68,7 +68,7 @@ from .gradcheck import gradcheck as _gradcheck
 from .gradcheck import jitter_biases
 from .kernels.allocator import tune_allocator
 from .losses import CrossEntropyLoss, MSELoss, get_loss
-from .nn import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .nn import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, LeakyReLU, ReLU, Residual, Sigmoid, Softmax, Tanh
 from .optim import SGD, Adam, Optimizer
 from .random import get_state, set_state
 from .training import _as_inputs
@@ -491,13 +491,16 @@ def _check_labels(ctx):
 
 # ---- initial-loss -----------------------------------------------------------------
 def _init_scales(model):
-    """{layer: weight std / He std sqrt(2 / fan_in)} of every Conv2D and Dense layer."""
+    """{layer: weight std / He std sqrt(2 / fan_in)} of every Conv2D and Dense layer, those inside a
+    Residual block too (named by their state_dict prefix: ``"3.body.0:Conv2D"``)."""
     out = {}
-    for i, layer in enumerate(getattr(model, "layers", None) or []):
-        if isinstance(layer, (Conv2D, Dense)):
-            w = layer.weight.data
-            fan_in = int(np.prod(w.shape[1:]))
-            out[f"{i}:{type(layer).__name__}"] = float(w.astype(np.float64).std() / math.sqrt(2.0 / fan_in))
+    for i, top in enumerate(getattr(model, "layers", None) or []):
+        for prefix, layer in top._prefixed_modules(str(i) + "."):
+            if isinstance(layer, (Conv2D, Dense)):
+                w = layer.weight.data
+                fan_in = int(np.prod(w.shape[1:]))
+                out[f"{prefix[:-1]}:{type(layer).__name__}"] = float(w.astype(np.float64).std() /
+                                                                     math.sqrt(2.0 / fan_in))
     return out
 
 
@@ -587,7 +590,7 @@ def _check_activations(ctx):
                 fixes.append("shrink the pre-activations (Glorot init, inputs scaled to about 0..1, BatchNorm) or "
                              "use ReLU")
                 fail, warn = fail or saturated[name] >= 0.9, True
-        if isinstance(layer, (Conv2D, Dense, BatchNorm1D, BatchNorm2D)) or i == len(layers) - 1:
+        if isinstance(layer, (Conv2D, Dense, BatchNorm1D, BatchNorm2D, Residual)) or i == len(layers) - 1:
             rms[name] = float(np.sqrt(np.mean(np.square(h, dtype=np.float64))))
     ev = {"input_rms": in_rms, "rms": rms}
     if dead:

@@ -56,7 +56,7 @@ def gradcheck(model, x, y, loss=None, eps=1e-6, samples=20, seed=0, zero_grad=1e
         # noise: compare it in absolute terms instead of dividing noise by noise.
         err = float(np.linalg.norm(a - num) / (scale if scale > zero_grad else 1.0))
         errors[name] = err
-        layer = m[int(name.split(".")[0])] if hasattr(m, "layers") and name.split(".")[0].isdigit() else m
+        layer = _owner(m, name)
         rows.append((name, repr(layer), str(len(idx)), f"{err:.2e}"))
     set_state(rng_state)
     if print_fn is not None:
@@ -68,6 +68,14 @@ def gradcheck(model, x, y, loss=None, eps=1e-6, samples=20, seed=0, zero_grad=1e
         lines.append(f"worst relative error: {worst:.2e} ({'OK' if worst < 1e-5 else 'CHECK THIS'})")
         print_fn("\n".join(lines))
     return errors
+
+
+def _owner(model, name):
+    """The module holding the parameter ``name`` ("3.body.0.weight" -> the Conv2D inside block 3)."""
+    module = model
+    for part in name.split(".")[:-1]:
+        module = module._modules.get(part, module)
+    return module
 
 
 def jitter_biases(model, scale=0.1, seed=0):

@@ -16,7 +16,9 @@ every one of them counts in the macro average, as scikit-learn does when given
 label seen plus one.
 
 Labels are 1-D integer arrays (N,); a 2-D array (N, K) of scores or one-hot rows is
-turned into labels with ``argmax(axis=1)``.
+turned into labels with ``argmax(axis=1)``. A two-class model with one sigmoid output gives
+its class probabilities as the two columns ``[1 - p, p]`` (``predict_proba``), which work here
+as any (N, 2) scores; its single column of logits (N, 1) is refused, since its arg-max is always 0.
 """
 import numpy as np
 
@@ -28,6 +30,10 @@ AVERAGES = (None, "macro", "weighted")
 def _as_labels(y, name):
     """y: (N,) integer labels, or (N, K) scores / one-hot -> (N,) int64 labels."""
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        raise LabelError(f"{name} has one score per example (N, 1), the output of a two-class model with one "
+                         f"sigmoid unit: pass its labels (model.predict(x): 1 where the logit is > 0) or its "
+                         f"probabilities [1 - p, p] (model.predict_proba(x), (N, 2))")
     if y.ndim == 2:
         y = y.argmax(axis=1)
     if y.ndim != 1:

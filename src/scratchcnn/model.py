@@ -23,7 +23,8 @@ class Sequential(sequential.Sequential, register=False):
 
     Everything of :class:`scratchcnn.nn.Sequential` (forward, backward, state_dict, ...), plus
     ``fit`` / ``evaluate`` / ``predict_logits`` / ``predict_proba`` / ``predict`` (see
-    :mod:`scratchcnn.training`), ``summary`` and ``save``. It is saved as ``"Sequential"``, so
+    :mod:`scratchcnn.training`; a model with one output is a two-class sigmoid classifier:
+    ``predict`` gives 0 / 1, ``predict_proba`` the columns ``[1 - p, p]``), ``summary`` and ``save``. It is saved as ``"Sequential"``, so
     model files do not depend on which of the two classes wrote them.
     """
 
@@ -35,11 +36,11 @@ class Sequential(sequential.Sequential, register=False):
         self.stop_training = False
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
-            shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0):
+            shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0, clip_grad_norm=None):
         return training.fit(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                             loss=loss, validation_data=validation_data, shuffle=shuffle,
                             callbacks=callbacks, verbose=verbose, augment=augment,
-                            initial_epoch=initial_epoch)
+                            initial_epoch=initial_epoch, clip_grad_norm=clip_grad_norm)
 
     def evaluate(self, x, y, batch_size=256, loss=None):
         return training.evaluate(self, x, y, batch_size=batch_size, loss=loss)

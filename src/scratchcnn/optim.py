@@ -2,13 +2,16 @@
 
 Every optimizer takes the list of :class:`~scratchcnn.nn.Parameter` to update, reads
 each ``p.grad`` in ``step()`` and changes ``p.data`` in place. Frozen parameters
-(``requires_grad=False``) are skipped.
+(``requires_grad=False``) are skipped. The optimizers: :class:`SGD`, :class:`Adam`,
+:class:`AdamW`, :class:`RMSprop`; the schedules: :class:`StepLR`, :class:`CosineAnnealingLR`
+(from the epoch count) and :class:`ReduceLROnPlateau` (from a monitored metric); and
+:func:`clip_grad_norm_`, which rescales the gradients before a step.
 """
 import math
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, TrainingDivergedError
 
 
 def check_number(who, name, value, low=None, high=None, low_open=False, high_open=False, integer=False):
@@ -214,7 +217,113 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+class RMSprop(Optimizer):
+    """``RMSprop(params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)``
+    (PyTorch's rule, every buffer zero at the start):
+
+    ``g = grad + weight_decay * p``; ``v = alpha v + (1 - alpha) g^2`` (the running mean square,
+    buffer ``square_avg``); with ``centered`` also ``m = m + (1 - alpha) (g - m)`` (the running
+    mean, ``grad_avg``) and ``avg = sqrt(v - m^2) + eps``, else ``avg = sqrt(v) + eps``; then with
+    momentum ``b = momentum * b + g / avg`` (``momentum_buffer``) and ``p -= lr * b``, without it
+    ``p -= lr * g / avg``. Each weight's step is its gradient divided by that weight's recent
+    gradient size, so every weight moves at about the rate ``lr``.
+    """
+    hyper = ("alpha", "eps", "weight_decay", "momentum", "centered")
+
+    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+        super().__init__(params, lr)
+        self.alpha = check_number("RMSprop", "alpha", alpha, low=0, high=1)
+        self.eps = check_number("RMSprop", "eps", eps, low=0, low_open=True)
+        self.weight_decay = check_number("RMSprop", "weight_decay", weight_decay, low=0)
+        self.momentum = check_number("RMSprop", "momentum", momentum, low=0, high=1, high_open=True)
+        if not isinstance(centered, (bool, np.bool_)):
+            raise ConfigError(f"RMSprop: centered must be True or False, got {centered!r}")
+        self.centered = bool(centered)
+
+    def _update(self, p, state):
+        g = p.grad
+        if self.weight_decay:
+            g = g + self.weight_decay * p.data
+        if "square_avg" not in state:
+            state["square_avg"] = np.zeros_like(p.data)
+            if self.momentum:
+                state["momentum_buffer"] = np.zeros_like(p.data)
+            if self.centered:
+                state["grad_avg"] = np.zeros_like(p.data)
+        v = state["square_avg"]
+        v *= self.alpha
+        v += (1 - self.alpha) * g * g
+        if self.centered:
+            m = state.setdefault("grad_avg", np.zeros_like(p.data))
+            m += (1 - self.alpha) * (g - m)
+            avg = np.sqrt(v - m * m)
+        else:
+            avg = np.sqrt(v)
+        avg += self.eps
+        lr = p.data.dtype.type(self.lr)
+        if self.momentum:
+            buf = state.setdefault("momentum_buffer", np.zeros_like(p.data))
+            buf *= self.momentum
+            buf += g / avg
+            p.data -= lr * buf
+        else:
+            p.data -= lr * (g / avg)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Rescale the gradients of ``parameters`` in place so that their total norm is at most
+    ``max_norm``; return the total norm before clipping (a float). PyTorch's
+    ``torch.nn.utils.clip_grad_norm_``:
+
+    ``total = || (||g_1||, ||g_2||, ...) ||`` (the ``norm_type`` norm of the per-parameter norms,
+    which is the norm of all gradients laid end to end; ``inf``: the largest ``|g|``); every
+    gradient is multiplied by ``min(max_norm / (total + 1e-6), 1)``. The gradients keep their
+    direction; only a step that would be too long is shortened. Frozen parameters
+    (``requires_grad=False``) are left out. A non-finite total with ``error_if_nonfinite`` is a
+    :class:`~scratchcnn.errors.TrainingDivergedError`.
+
+    parameters: a model, a list of Parameters or one Parameter. Call it between
+    ``model.backward(...)`` and ``optimizer.step()`` (``fit(..., clip_grad_norm=max_norm)`` does).
+    """
+    who = "clip_grad_norm_"
+    if hasattr(parameters, "parameters"):
+        parameters = parameters.parameters()
+    elif hasattr(parameters, "grad") and hasattr(parameters, "data"):
+        parameters = [parameters]
+    try:
+        params = list(parameters)
+    except TypeError:
+        raise ConfigError(f"{who}: parameters must be a model or a list of Parameters, got "
+                          f"{type(parameters).__name__}") from None
+    for i, p in enumerate(params):
+        if not (hasattr(p, "data") and hasattr(p, "grad") and hasattr(p, "requires_grad")):
+            raise ConfigError(f"{who}: parameters[{i}] is a {type(p).__name__}, not a Parameter")
+    max_norm = check_number(who, "max_norm", max_norm, low=0, low_open=True)
+    if isinstance(norm_type, str) and norm_type.lower() == "inf":
+        norm_type = math.inf
+    if (not isinstance(norm_type, (int, float, np.integer, np.floating)) or isinstance(norm_type, (bool, np.bool_))
+            or math.isnan(norm_type) or norm_type <= 0):
+        raise ConfigError(f"{who}: norm_type must be a number > 0 or inf, got {norm_type!r}")
+    grads = [p.grad for p in params if p.requires_grad and p.grad is not None]
+    if not grads:
+        return 0.0
+    if norm_type == math.inf:
+        norms = [np.max(np.abs(g)) if g.size else g.dtype.type(0) for g in grads]
+        total = np.max(np.array(norms))
+    else:
+        norms = [np.linalg.norm(g.reshape(-1), ord=norm_type) for g in grads]
+        total = np.linalg.norm(np.array(norms), ord=norm_type)
+    if error_if_nonfinite and not np.isfinite(total):
+        raise TrainingDivergedError(f"{who}: the total norm of order {norm_type} of the gradients is {total}, so "
+                                    f"they cannot be clipped (error_if_nonfinite=False scales them anyway)")
+    dtype = grads[0].dtype.type
+    coef = np.minimum(dtype(max_norm) / (dtype(total) + dtype(1e-6)), dtype(1.0))
+    for g in grads:
+        g *= coef.astype(g.dtype)
+    return float(total)
 
 
 # ---- learning-rate schedules ------------------------------------------
@@ -225,7 +334,7 @@ class LRScheduler:
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):
             raise ConfigError(f"{type(self).__name__}: optimizer must be a scratchcnn optimizer (SGD, Adam, "
-                              f"AdamW), got {type(optimizer).__name__}")
+                              f"AdamW, RMSprop), got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.initial_lr
         self.last_epoch = 0
@@ -279,3 +388,105 @@ class CosineAnnealingLR(LRScheduler):
 
     def get_lr(self, epoch):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """``ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+    threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8)``: multiply the lr by ``factor`` when a
+    metric has stopped improving (PyTorch's ``step(metrics)`` logic).
+
+    ``step(metric)`` once per epoch: the metric is *better* than the best so far when, for
+    ``mode="min"``, it is below ``best * (1 - threshold)`` (``"rel"``) or ``best - threshold``
+    (``"abs"``); for ``"max"``, above ``best * (1 + threshold)`` or ``best + threshold``. A better
+    metric becomes the best and clears the count of bad epochs; any other adds one. During the
+    ``cooldown`` epochs after a reduction bad epochs are not counted. When the count exceeds
+    ``patience``: ``lr = max(lr * factor, min_lr)`` (skipped if that changes lr by no more than
+    ``eps``), the count restarts and the cooldown begins.
+
+    In ``fit(callbacks=[...])`` it is stepped at each epoch's end with ``logs[monitor]``;
+    ``monitor`` (a keyword of this class, not of PyTorch's) defaults to ``"val_loss"`` when
+    ``fit`` has validation data, else ``"loss"``.
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8, *, monitor=None):
+        super().__init__(optimizer)
+        who = "ReduceLROnPlateau"
+        if mode not in ("min", "max"):
+            raise ConfigError(f"{who}: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ConfigError(f"{who}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        if monitor is not None and (not isinstance(monitor, str) or not monitor):
+            raise ConfigError(f"{who}: monitor must be the name of a logged metric (e.g. 'val_loss'), got {monitor!r}")
+        self.mode, self.threshold_mode, self.monitor = mode, threshold_mode, monitor
+        self.factor = check_number(who, "factor", factor, low=0, high=1, low_open=True, high_open=True)
+        self.patience = check_number(who, "patience", patience, low=0, integer=True)
+        self.threshold = check_number(who, "threshold", threshold, low=0)
+        self.cooldown = check_number(who, "cooldown", cooldown, low=0, integer=True)
+        self.min_lr = check_number(who, "min_lr", min_lr, low=0)
+        self.eps = check_number(who, "eps", eps, low=0)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+
+    def is_better(self, a, best):
+        if self.mode == "min":
+            return a < (best * (1 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (self.threshold + 1) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def step(self, metrics):
+        """One epoch's value of the monitored metric; returns the lr for the next epoch."""
+        ok = isinstance(metrics, (int, float, np.integer, np.floating)) and not isinstance(metrics, (bool, np.bool_))
+        if not ok and getattr(metrics, "size", None) == 1:
+            metrics, ok = np.asarray(metrics).reshape(()).item(), True
+        if not ok:
+            raise ConfigError(f"ReduceLROnPlateau.step: the metric must be a number, got {metrics!r}"[:200])
+        current = float(metrics)
+        self.last_epoch += 1
+        if self.is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            old = self.optimizer.lr
+            new = max(old * self.factor, self.min_lr)
+            if old - new > self.eps:
+                self.optimizer.lr = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        return self.optimizer.lr
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        key = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
+        if key not in logs:
+            raise ConfigError(f"ReduceLROnPlateau: fit logged no {key!r} to monitor (logged: "
+                              f"{', '.join(sorted(logs))})")
+        self.step(logs[key])
+
+    def state_dict(self):
+        return {"best": self.best, "num_bad_epochs": self.num_bad_epochs, "cooldown_counter": self.cooldown_counter,
+                "last_epoch": self.last_epoch, "lr": self.optimizer.lr}
+
+    def load_state_dict(self, sd):
+        who = "ReduceLROnPlateau.load_state_dict"
+        keys = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch", "lr")
+        if not isinstance(sd, dict) or any(k not in sd for k in keys):
+            raise ConfigError(f"{who}: expected a dict with {', '.join(keys)}, got {sd!r}"[:300])
+        best = sd["best"]
+        if not isinstance(best, (int, float, np.integer, np.floating)) or isinstance(best, bool) or math.isnan(best):
+            raise ConfigError(f"{who}: best must be a number (inf before the first step), got {best!r}")
+        self.num_bad_epochs = check_number(who, "num_bad_epochs", sd["num_bad_epochs"], low=0, integer=True)
+        self.cooldown_counter = check_number(who, "cooldown_counter", sd["cooldown_counter"], low=0, integer=True)
+        self.last_epoch = check_number(who, "last_epoch", sd["last_epoch"], low=0, integer=True)
+        self.optimizer.lr = check_number(who, "lr", sd["lr"], low=0, low_open=True)
+        self.best = float(best)
+        return self
+
+    def __repr__(self):
+        return (f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, patience={self.patience}, "
+                f"threshold={self.threshold}, threshold_mode={self.threshold_mode!r}, cooldown={self.cooldown}, "
+                f"min_lr={self.min_lr})")

@@ -26,7 +26,7 @@ from .callbacks import History
 from .errors import ConfigError, ModelFileError, ScratchCNNError
 from .fileio import atomic_write, json_depth_exceeds
 from .nn.module import LAYER_REGISTRY
-from .nn.sizes import check_model_size, format_bytes, memory_limit
+from .nn.sizes import check_activations, check_model_size, config_output_shape, format_bytes, memory_limit
 from .optim import OPTIMIZERS
 
 FORMAT = "scratchcnn-model"
@@ -230,6 +230,15 @@ def _check_layer_spec(path, spec, where):
         prefix = "" if where == "the architecture" else where + "."
         for i, sub in enumerate(layers):
             _check_layer_spec(path, sub, f"{prefix or 'layer '}{i}")
+    elif name == "Residual":
+        if "body" not in config:
+            raise ModelFileError(f"{path!r}: {where} (Residual): the config lacks its \"body\"")
+        extra = set(config) - {"body", "shortcut"}
+        if extra:
+            raise ModelFileError(f"{path!r}: {where} (Residual): unexpected config keys {sorted(extra)}")
+        _check_layer_spec(path, config["body"], f"{where}.body")
+        if config.get("shortcut") is not None:
+            _check_layer_spec(path, config["shortcut"], f"{where}.shortcut")
 
 
 def _check_metadata(path, metadata):
@@ -356,6 +365,14 @@ def build_module(spec, cls=None, where="the model"):
             return cls(*layers, input_shape=config.get("input_shape"))
         except ScratchCNNError as exc:
             raise ModelFileError(f"{where}: the layers do not fit together: {exc}") from None
+    if name == "Residual":          # its branches are layer specs of their own, built first
+        body = build_module(config["body"], where=f"{where}.body")
+        shortcut = config.get("shortcut")
+        shortcut = None if shortcut is None else build_module(shortcut, where=f"{where}.shortcut")
+        try:
+            return cls(body, shortcut)
+        except ScratchCNNError as exc:
+            raise ModelFileError(f"{where} (Residual): {exc}") from None
     try:
         return cls(**config)
     except ScratchCNNError as exc:
@@ -363,6 +380,55 @@ def build_module(spec, cls=None, where="the model"):
     except (TypeError, ValueError, OverflowError, AttributeError, KeyError, IndexError) as exc:
         raise ModelFileError(f"{where} ({name}): invalid config {json.dumps(config)[:200]}: "
                              f"{type(exc).__name__}: {exc}") from None
+
+
+def _leaves(specs):
+    """The layer specs inside ``specs``, containers (Sequential, Residual) opened: what holds weights."""
+    for spec in specs:
+        name, config = spec.get("class"), spec.get("config", {})
+        if name == "Sequential":
+            yield from _leaves(config["layers"])
+        elif name == "Residual":
+            yield from _leaves([config["body"]] + ([config["shortcut"]] if config.get("shortcut") else []))
+        else:
+            yield spec
+
+
+def _elements(specs, shape):
+    """``(values per example of every layer output, the output shape)`` of ``specs`` run in order on
+    ``shape`` (shape None once it cannot be told from the configs); a Residual adds its branches'
+    outputs and its sum."""
+    total = 0
+    for spec in specs:
+        name, config = spec.get("class"), spec.get("config", {})
+        if name == "Sequential":
+            elements, out = _elements(config["layers"], shape)
+        elif name == "Residual":
+            elements, out = _elements([config["body"]], shape)
+            if config.get("shortcut") is not None:
+                more, other = _elements([config["shortcut"]], shape)
+                elements, out = elements + more, (out if out == other else None)
+            elements += math.prod(out) if out is not None else 0
+        else:
+            out = config_output_shape(name, config, shape)
+            elements = math.prod(out) if out is not None else 0
+        total += elements
+        if out is None:
+            return total, None
+        shape = out
+    return total, shape
+
+
+def _check_size(layers, shape, itemsize, what):
+    """:func:`~scratchcnn.nn.sizes.check_model_size` for layer specs that may nest containers: the
+    parameters of every layer inside, and the outputs of every one (the input's own values too)."""
+    if not any(s.get("class") in ("Residual", "Sequential") for s in layers):
+        return check_model_size(layers, shape, itemsize=itemsize, what=what)
+    need = check_model_size(list(_leaves(layers)), None, itemsize=itemsize, what=what)
+    if shape is not None:
+        elements = math.prod(shape) + _elements(layers, tuple(shape))[0]
+        need += check_activations(what, elements, 1, itemsize, memory_limit() - need)
+    return need
 
 
 def load(path, with_optimizer=True, model_class=None):
@@ -383,7 +449,7 @@ def load(path, with_optimizer=True, model_class=None):
     try:
         layers = arch["config"]["layers"] if arch["class"] == "Sequential" else [arch]
         shape = arch["config"].get("input_shape") if arch["class"] == "Sequential" else None
-        check_model_size(layers, shape, itemsize=dtype.itemsize, what=f"the model in {path!r}")
+        _check_size(layers, shape, dtype.itemsize, f"the model in {path!r}")
         root = model_class if arch.get("class") == "Sequential" else None
         model = build_module(arch, root)
         if dtype != np.float32:
@@ -419,7 +485,7 @@ def _check_against_model(path, model):
     names = meta.get("class_names")
     if names is not None:
         out = tuple(model.output_shape(tuple(shape)))
-        if out != (len(names),):
+        if out != (len(names),) and not (out == (1,) and len(names) == 2):     # one sigmoid output: 2 classes
             raise ModelFileError(f"{path!r}: {len(names)} class names for a model whose output has shape {out}")
 
 

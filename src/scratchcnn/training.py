@@ -13,6 +13,11 @@ One training step, the lines to read first (in :func:`fit`)::
     model.backward(crit.backward())        # each layer's backward, in reverse; fills p.grad
     optimizer.step()                       # p.data -= lr * (update from p.grad)
 
+A model with ONE output unit is a two-class (sigmoid) classifier: its default loss is
+:class:`~scratchcnn.losses.BCEWithLogitsLoss`, its accuracy and ``predict`` threshold the logit
+at 0 (class 1 when ``logit > 0``), and ``predict_proba`` gives the two columns ``[1 - p, p]``
+with ``p = sigmoid(logit)``, the (N, K) form every consumer of class probabilities expects.
+
 ``fit``, ``evaluate`` and the ``predict`` functions first ask the C library to keep freed
 memory for reuse (:func:`scratchcnn.kernels.tune_allocator`; ``SCRATCHCNN_MALLOC=system``
 opts out), so each batch's fresh arrays cost no page faults.
@@ -26,11 +31,11 @@ from tqdm.auto import tqdm
 from .callbacks import History
 from .errors import ConfigError, LabelError, ShapeError, TrainingDivergedError
 from .kernels.allocator import tune_allocator
-from .losses import CrossEntropyLoss, as_target, get_loss
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MultiMarginLoss, as_target, class_labels, get_loss
 from .nn.activations import softmax
 from .nn.module import check_finite, no_grad
 from .nn.sizes import activation_elements, check_activations
-from .optim import SGD, LRScheduler
+from .optim import SGD, check_number, clip_grad_norm_
 from .random import get_rng, get_state, set_state
 
 
@@ -82,6 +87,18 @@ def _check_targets(model, x, y, crit, what="y"):
         elif out is not None and y.shape[1:] != out:
             raise LabelError(f"{what}: targets of shape {y.shape} do not match the model's outputs (N, "
                              f"{', '.join(map(str, out))}); give (N,) labels or (N, K) probabilities")
+    elif isinstance(crit, MultiMarginLoss):
+        if y.ndim != 1:
+            raise LabelError(f"{what}: MultiMarginLoss takes (N,) class labels, got targets of shape {y.shape}")
+        k = out[0] if out is not None and len(out) == 1 else None
+        if k is not None:
+            class_labels(y, len(y), k, what)
+    elif isinstance(crit, BCEWithLogitsLoss):
+        if out is not None:
+            if len(out) > 1:
+                raise LabelError(f"{what}: BCEWithLogitsLoss needs logits (N,), (N, 1) or (N, K); the model "
+                                 f"outputs (N, {', '.join(map(str, out))})")
+            crit.targets(y, (len(y),) + out, np.float64)
     elif out is not None and type(crit).__name__ == "MSELoss" and y.shape[1:] != out:
         raise LabelError(f"{what}: targets of shape {y.shape} do not match the model's outputs "
                          f"(N, {', '.join(map(str, out))})")
@@ -131,21 +148,57 @@ def _diagnose(model, xb):
     return "; every layer's output is finite: the loss itself overflowed (are the targets right?)"
 
 
-def _accuracy_counts(logits, y):
-    """Number of rows whose arg-max matches the label (or the target's arg-max)."""
+def _accuracy_counts(logits, y, crit=None):
+    """``(correct, counted)``: rows whose arg-max matches the label (or the target's arg-max);
+    for BCEWithLogitsLoss, outputs whose sign (logit > 0) matches the target (>= 0.5), every
+    one of the N * K outputs counted (one per example for a two-class, one-output model)."""
+    if isinstance(crit, BCEWithLogitsLoss):
+        t = np.asarray(y).reshape(logits.shape)
+        return int(((logits > 0) == (t >= 0.5)).sum()), int(logits.size)
     pred = logits.argmax(axis=1)
     truth = y if y.ndim == 1 else y.argmax(axis=1)
-    return int((pred == truth).sum())
+    return int((pred == truth).sum()), len(pred)
+
+
+def _batch_total(crit, value, m):
+    """A batch's loss summed over its ``m`` examples (the logged loss is the mean per example):
+    ``value * m`` for a mean, ``value`` itself for a loss with ``reduction="sum"``."""
+    return value if getattr(crit, "reduction", "mean") == "sum" else value * m
+
+
+def _has_accuracy(crit):
+    return isinstance(crit, (CrossEntropyLoss, MultiMarginLoss, BCEWithLogitsLoss))
+
+
+def _one_output(model, x):
+    """True for a two-class (sigmoid) model: one output unit per example."""
+    if not hasattr(model, "output_shape"):
+        return False
+    try:
+        return tuple(model.output_shape(tuple(np.shape(x)[1:]))) in ((1,), ())
+    except Exception:          # the model's own checks report a bad input shape, later
+        return False
+
+
+def _loss_for(model, x, loss):
+    """``get_loss(loss)``; None is cross-entropy, or BCEWithLogitsLoss for a one-output model."""
+    if loss is None and _one_output(model, x):
+        return BCEWithLogitsLoss()
+    return get_loss(loss)
 
 
 def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
-        shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0):
+        shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0, clip_grad_norm=None):
     """Train ``model`` on ``x: (N, ...)``, ``y: (N,)`` labels (or (N, K) targets).
 
     optimizer: an optimizer over ``model.parameters()`` (default ``SGD(lr=0.01, momentum=0.9)``).
-    loss: a loss object or name (default cross-entropy). validation_data: ``(x_val, y_val)``.
-    callbacks: Callbacks and/or LR schedulers (stepped at each epoch's end).
+    loss: a loss object or name (default cross-entropy; BCEWithLogitsLoss for a model with one
+    output). validation_data: ``(x_val, y_val)``.
+    callbacks: Callbacks and/or LR schedulers (stepped at each epoch's end; ReduceLROnPlateau
+    with ``val_loss`` when there are validation data, else ``loss``).
     augment: optional ``f(x_batch) -> x_batch`` applied to each training batch.
+    clip_grad_norm: optional ``max_norm``: each batch's gradients are rescaled to a total L2 norm
+    of at most ``max_norm`` before the step (:func:`scratchcnn.optim.clip_grad_norm_`).
     Returns the model's :class:`History` (extended, not replaced, when ``initial_epoch > 0``).
     """
     tune_allocator()
@@ -159,8 +212,13 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
     if initial_epoch > epochs:
         raise ConfigError(f"fit: initial_epoch ({initial_epoch}) is past epochs ({epochs}): the model has already "
                           f"been trained for {initial_epoch} epochs; ask for more epochs in all")
-    crit = get_loss(loss)
+    if clip_grad_norm is not None:
+        clip_grad_norm = check_number("fit", "clip_grad_norm", clip_grad_norm, low=0, low_open=True)
+    crit = _loss_for(model, x, loss)
     _check_targets(model, x, y, crit, "fit")
+    if isinstance(crit, BCEWithLogitsLoss) and _ends_with(model, "Sigmoid"):
+        raise ConfigError("fit: the model ends with Sigmoid, but BCEWithLogitsLoss takes logits: remove the "
+                          "Sigmoid layer (predict_proba applies the sigmoid)")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ConfigError("fit: validation_data must be a pair (x_val, y_val)")
@@ -177,7 +235,7 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
     if optimizer is None:
         optimizer = getattr(model, "optimizer", None) or SGD(model.parameters(), lr=0.01, momentum=0.9)
     if not (callable(getattr(optimizer, "step", None)) and callable(getattr(optimizer, "zero_grad", None))):
-        raise ConfigError(f"fit: optimizer must be an optimizer (scratchcnn.optim.SGD, Adam, AdamW), got "
+        raise ConfigError(f"fit: optimizer must be an optimizer (scratchcnn.optim.SGD, Adam, AdamW, RMSprop), got "
                           f"{optimizer!r}"[:200])
     mine = {id(p) for p in model.parameters()}
     if any(id(p) not in mine for p in getattr(optimizer, "params", [])):
@@ -185,7 +243,7 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
                           "model.parameters())")
     _check_memory(model, x, batch_size, "fit")
     model.optimizer = optimizer
-    is_ce = isinstance(crit, CrossEntropyLoss)
+    is_ce = _has_accuracy(crit)
     history = getattr(model, "history", None)
     if initial_epoch == 0 or history is None:
         history = History()
@@ -203,7 +261,7 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
         model.train()
         _call(cbs, "on_epoch_begin", epoch)
         order = rng.permutation(n) if shuffle else np.arange(n)
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, counted, seen = 0.0, 0, 0, 0
         t0 = time.perf_counter()
         bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=not verbose, leave=True, dynamic_ncols=True)
@@ -222,23 +280,26 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
                     f"loss became {batch_loss} at epoch {epoch + 1}, batch {b + 1} of {n_batches}{where}; "
                     f"try a smaller learning rate (optimizer: {optimizer!r})", epoch=epoch + 1, batch=b + 1)
             model.backward(crit.backward())
+            if clip_grad_norm is not None:
+                clip_grad_norm_(model.parameters(), clip_grad_norm)
             optimizer.step()
             m = len(idx)
-            total_loss += batch_loss * m
+            total_loss += _batch_total(crit, batch_loss, m)
             seen += m
             if is_ce:
-                correct += _accuracy_counts(out, yb)
+                c, k = _accuracy_counts(out, yb, crit)
+                correct, counted = correct + c, counted + k
             _call(cbs, "on_batch_end", b, {"loss": batch_loss})
             if verbose and (b % 10 == 0 or b == n_batches - 1):
                 post = {"loss": f"{total_loss / seen:.4f}"}
                 if is_ce:
-                    post["acc"] = f"{correct / seen:.4f}"
+                    post["acc"] = f"{correct / counted:.4f}"
                 post["img/s"] = f"{seen / max(time.perf_counter() - t0, 1e-9):.0f}"
                 bar.set_postfix(post, refresh=False)
         bar.close()
         logs = {"loss": total_loss / seen}
         if is_ce:
-            logs["accuracy"] = correct / seen
+            logs["accuracy"] = correct / counted
         if validation_data is not None:
             val = evaluate(model, validation_data[0], validation_data[1], batch_size=max(batch_size, 256),
                            loss=crit)
@@ -296,50 +357,86 @@ def predict_logits(model, x, batch_size=256):
     return outs
 
 
-def _ends_with_softmax(model):
+def _ends_with(model, name):
     layers = getattr(model, "layers", [])
-    return bool(layers) and type(layers[-1]).__name__ == "Softmax"
+    return bool(layers) and type(layers[-1]).__name__ == name
+
+
+def _ends_with_softmax(model):
+    return _ends_with(model, "Softmax")
+
+
+def _sigmoid_pair(out, is_probability):
+    """(N,) or (N, 1) outputs of a two-class model -> ``(1 - p, p)``, ``p = sigmoid(logit)``
+    (``1 - p`` as ``sigmoid(-logit)``, exact where p is close to 1); the outputs themselves when
+    the model already ends with Sigmoid."""
+    z = out.reshape(len(out))
+    if is_probability:
+        return 1 - z, z
+    e = np.exp(-np.abs(z))
+    p = np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
+    q = np.where(z >= 0, e / (1 + e), 1 / (1 + e)).astype(z.dtype, copy=False)
+    return q, p
+
+
+def _is_one_output(out):
+    return out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1)
 
 
 def predict_proba(model, x, batch_size=256):
-    """Class probabilities (N, K): softmax of the logits (unless the model ends with Softmax)."""
+    """Class probabilities (N, K): softmax of the logits (unless the model ends with Softmax).
+    A two-class model with one output: (N, 2), the columns ``[1 - p, p]`` with
+    ``p = sigmoid(logit)`` the probability of class 1 (``p`` itself if it ends with Sigmoid)."""
     out = predict_logits(model, x, batch_size)
+    if _is_one_output(out):
+        q, p = _sigmoid_pair(out, _ends_with(model, "Sigmoid"))
+        return np.stack([q, p], axis=1)
     return out if _ends_with_softmax(model) else softmax(out, axis=1)
 
 
 def predict(model, x, batch_size=256):
-    """Predicted class index (N,) for each input."""
-    return predict_logits(model, x, batch_size).argmax(axis=1)
+    """Predicted class index (N,) for each input: the arg-max of the outputs; for a two-class
+    model with one output, 1 where the logit is > 0 (``sigmoid(logit) > 0.5``), else 0."""
+    out = predict_logits(model, x, batch_size)
+    if _is_one_output(out):
+        threshold = 0.5 if _ends_with(model, "Sigmoid") else 0
+        return (out.reshape(len(out)) > threshold).astype(np.int64)
+    return out.argmax(axis=1)
 
 
 def evaluate(model, x, y, batch_size=256, loss=None):
-    """Mean loss (and accuracy, for cross-entropy) over ``x``, ``y`` in bounded batches.
-    Returns ``{"loss": float, "accuracy": float}``."""
+    """Mean loss (and accuracy, for the classification losses) over ``x``, ``y`` in bounded
+    batches; ``loss`` as in :func:`fit` (default cross-entropy, BCEWithLogitsLoss for a model
+    with one output). Returns ``{"loss": float, "accuracy": float}``."""
     tune_allocator()
     x, y = _check_xy(model, x, y, "evaluate")
     if y is None:
         raise LabelError("evaluate: no targets (y is None)")
     _check_batch_size(batch_size, "evaluate")
-    crit = get_loss(loss)
+    crit = _loss_for(model, x, loss)
     _check_targets(model, x, y, crit, "evaluate")
     _check_memory(model, x, batch_size, "evaluate")
-    is_ce = isinstance(crit, CrossEntropyLoss)
+    is_ce = _has_accuracy(crit)
     was_training = model.training
     model.eval()
-    total, correct = 0.0, 0
+    total, correct, counted = 0.0, 0, 0
     try:
         with no_grad():
             for start, xb in _batches(x, batch_size):
                 yb = y[start:start + len(xb)]
                 out = model(xb)
-                if is_ce and _ends_with_softmax(model):
+                if isinstance(crit, CrossEntropyLoss) and _ends_with_softmax(model):
                     out = np.log(np.maximum(out, np.finfo(out.dtype).tiny))
-                total += crit(out, yb) * len(xb)
+                elif isinstance(crit, BCEWithLogitsLoss) and _ends_with(model, "Sigmoid"):   # back to logits
+                    tiny = np.finfo(out.dtype).tiny
+                    out = np.log(np.maximum(out, tiny)) - np.log(np.maximum(1 - out, tiny))
+                total += _batch_total(crit, crit(out, yb), len(xb))
                 if is_ce:
-                    correct += _accuracy_counts(out, yb)
+                    c, k = _accuracy_counts(out, yb, crit)
+                    correct, counted = correct + c, counted + k
     finally:
         model.train(was_training)
     result = {"loss": total / len(x)}
     if is_ce:
-        result["accuracy"] = correct / len(x)
+        result["accuracy"] = correct / counted
     return result

@@ -118,9 +118,14 @@ def _add_model_args(p):
                                                 "conv8x3-relu-maxpool2-flatten-dense10 (default: small)")
     p.add_argument("--batch-size", type=_int_from(1))
     p.add_argument("--lr", type=_float_in(0, low_open=True))
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
-    p.add_argument("--momentum", type=_float_in(0, 1, high_open=True))
-    p.add_argument("--weight-decay", type=_float_in(0), default=0.0)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"])
+    p.add_argument("--momentum", type=_float_in(0, 1, high_open=True), help="SGD's or RMSprop's momentum")
+    p.add_argument("--weight-decay", type=_float_in(0), help="L2 weight decay (default: the preset's, else 0)")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                   help="SGD with Nesterov momentum (default: the preset's setting)")
+    p.add_argument("--alpha", type=_float_in(0, 1), help="RMSprop's smoothing constant (default 0.99)")
+    p.add_argument("--centered", action="store_true", help="centered RMSprop (divide by the gradient's running "
+                                                           "variance instead of its mean square)")
 
 
 def _parser():
@@ -133,9 +138,22 @@ def _parser():
     _add_data_args(t)
     _add_model_args(t)
     t.add_argument("--epochs", type=_int_from(1))
-    t.add_argument("--schedule", help="none, cosine, or step[N] (lr x0.1 every N epochs)")
+    t.add_argument("--schedule", help="none, cosine, step[N] (lr x0.1 every N epochs) or plateau[N] (lr x0.1 "
+                                      "after N epochs, default 2, without a better validation loss; the training "
+                                      "loss without --val-split)")
+    t.add_argument("--loss", choices=["cross_entropy", "bce", "multimargin"],
+                   help="cross_entropy (default); bce: two classes, a model with ONE sigmoid output (class 1 when "
+                        "its logit is > 0); multimargin: the multi-class hinge")
+    t.add_argument("--label-smoothing", type=_float_in(0, 1),
+                   help="cross_entropy's label smoothing: targets (1 - F) one-hot + F / classes (default: the "
+                        "preset's, else 0)")
+    t.add_argument("--tta", choices=["none", "flip"],
+                   help="flip: also report the test accuracy with each image's mirror image averaged in "
+                        "(test-time augmentation; default: the preset's, else none)")
+    t.add_argument("--clip-grad-norm", type=_float_in(0, low_open=True), metavar="F",
+                   help="rescale each batch's gradients to a total L2 norm of at most F")
     t.add_argument("--augment", help="none, shiftN (random shifts up to N px), cropN (pad N + random crop), "
-                                     "flip; join with '-', e.g. crop4-flip")
+                                     "flip, erase[P] (random erasing, probability P%%, default 50); join with '-', e.g. crop4-flip")
     t.add_argument("--val-split", type=_float_in(0, 1, high_open=True), default=0.1)
     t.add_argument("--out", help="run directory (default runs/DATASET-MODEL-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.npz")
@@ -258,7 +276,9 @@ def _train_config(args):
     opt = lambda name, default=None: getattr(args, name, default)
     return TrainConfig(dataset=dataset, model=model, epochs=opt("epochs"),
                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
-                       weight_decay=args.weight_decay, schedule=opt("schedule"), augment=opt("augment"),
+                       weight_decay=args.weight_decay, nesterov=args.nesterov, alpha=args.alpha, centered=args.centered,
+                       schedule=opt("schedule"), loss=opt("loss"), label_smoothing=opt("label_smoothing"),
+                       clip_grad_norm=opt("clip_grad_norm"), augment=opt("augment"), tta=opt("tta"),
                        classes=_classes(args.classes), per_class=args.per_class,
                        test_per_class=args.test_per_class, val_split=args.val_split,
                        normalize=None if args.normalize == "none" else args.normalize, grayscale=args.grayscale,
@@ -291,7 +311,8 @@ def _check_data_args(args):
 
 def _print_metrics(metrics):
     print(f"test accuracy {metrics['accuracy']:.4f}  macro precision {metrics['macro']['precision']:.4f}  "
-          f"recall {metrics['macro']['recall']:.4f}  F1 {metrics['macro']['f1']:.4f}")
+          f"recall {metrics['macro']['recall']:.4f}  F1 {metrics['macro']['f1']:.4f}"
+          + (f"  (flip TTA accuracy {metrics['tta_accuracy']:.4f})" if "tta_accuracy" in metrics else ""))
     if metrics.get("report"):
         print(metrics["report"])
 
@@ -346,6 +367,7 @@ def _evaluate_own_data(args, model, source):
                      preprocessing=model.metadata.get("preprocessing") or _default_preprocessing(model))
     print(describe(data))
     outputs = int(np.prod(model.output_shape(model.input_shape)))
+    outputs = 2 if outputs == 1 else outputs          # one sigmoid output: a two-class model
     names = model.metadata.get("class_names")
     if outputs != data.num_classes or (names and list(names) != list(data.class_names)):
         raise ConfigError(f"the model was trained on {outputs} classes ({', '.join(map(str, names or []))}) but "

@@ -1,5 +1,6 @@
-"""One training run, as the command line does it: data, model, optimizer, schedule,
-augmentation, checkpoints (best and last), Ctrl-C handling, and the run directory."""
+"""One training run, as the command line does it: data, model, loss, optimizer, schedule,
+gradient clipping, augmentation, checkpoints (best and last), Ctrl-C handling, and the run
+directory."""
 import contextlib
 import json
 import math
@@ -9,7 +10,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field, fields
 
-from .. import optim
+from .. import losses, optim
 from ..callbacks import Callback, ModelCheckpoint
 from ..datasets import augment_from_name, describe, load_data, load_dataset
 from ..diagnostics import GradientDiagnostics
@@ -34,11 +35,18 @@ class TrainConfig:
     epochs: int = None
     batch_size: int = None
     lr: float = None
-    optimizer: str = None          # sgd | adam | adamw
+    optimizer: str = None          # sgd | adam | adamw | rmsprop
     momentum: float = None
-    weight_decay: float = 0.0
-    schedule: str = None           # none | step | cosine
+    nesterov: bool = None          # sgd: Nesterov momentum
+    weight_decay: float = None
+    alpha: float = None            # rmsprop: the smoothing constant (default 0.99)
+    centered: bool = False         # rmsprop: divide by the gradient's running variance, not its mean square
+    schedule: str = None           # none | cosine | stepN | plateau[N]
+    loss: str = None               # cross_entropy | bce (two classes, one sigmoid output) | multimargin
+    label_smoothing: float = None  # cross_entropy only
+    clip_grad_norm: float = None   # max L2 norm of each batch's gradients
     augment: str = None            # e.g. "shift2", "crop4-flip"; "none" disables
+    tta: str = None                # "flip": also report the accuracy with mirrored test images averaged in
     classes: list = None
     per_class: int = None
     test_per_class: int = None
@@ -68,12 +76,17 @@ class TrainConfig:
         train = dict(preset.train) if preset else {}
         data = dict(preset.data) if preset else {}
         defaults = {"epochs": 10, "batch_size": 32, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9,
-                    "schedule": "none", "augment": "none"}
+                    "schedule": "none", "augment": "none", "loss": "cross_entropy", "weight_decay": 0.0,
+                    "label_smoothing": 0.0, "nesterov": False, "tta": "none"}
         for key, default in defaults.items():
             if getattr(cfg, key) is None:
                 setattr(cfg, key, train.get(key, default))
         if cfg.optimizer != "sgd" and "momentum" not in train and self.momentum is None:
             cfg.momentum = None       # momentum is an SGD setting
+        if self.nesterov is None and (cfg.optimizer != "sgd" or not cfg.momentum):
+            cfg.nesterov = False      # the preset's Nesterov needs SGD with momentum
+        if self.label_smoothing is None and cfg.loss != "cross_entropy":
+            cfg.label_smoothing = 0.0  # the preset's smoothing is a cross-entropy setting
         for key in ("classes", "per_class", "test_per_class"):
             if getattr(cfg, key) is None and key in data and not cfg.data:   # the preset's own data set only
                 setattr(cfg, key, data[key])
@@ -121,40 +134,99 @@ def check_config(cfg):
     number("batch_size", 1, integer=True)
     number("lr", 0, low_open=True)
     number("momentum", 0, 1, high_open=True, optional=True)
-    number("weight_decay", 0)
+    number("weight_decay", 0, optional=True)
+    number("alpha", 0, 1, optional=True)
+    number("label_smoothing", 0, 1, optional=True)
+    number("clip_grad_norm", 0, low_open=True, optional=True)
     number("val_split", 0, 1, high_open=True)
     number("seed", 0, integer=True)
     number("per_class", 1, integer=True, optional=True)
     number("test_per_class", 1, integer=True, optional=True)
-    for name in ("dataset", "model", "optimizer", "schedule", "augment", "data_dir", "out"):
+    if cfg.tta not in (None, "none", "flip"):
+        raise ConfigError(f"train: tta must be none or flip, got {cfg.tta!r}")
+    for name in ("dataset", "model", "optimizer", "schedule", "augment", "data_dir", "out", "loss"):
         value = getattr(cfg, name)
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"train: {name} must be a string, got {value!r}")
     if not isinstance(cfg.model, str) or not cfg.model.strip():
         raise ConfigError(f"train: model must be a preset name or a spec, got {cfg.model!r}")
-    if str(cfg.optimizer).lower() not in ("sgd", "adam", "adamw"):
-        raise ConfigError(f"train: unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
+    if str(cfg.optimizer).lower() not in ("sgd", "adam", "adamw", "rmsprop"):
+        raise ConfigError(f"train: unknown optimizer {cfg.optimizer!r}; choose sgd, adam, adamw or rmsprop")
+    if str(cfg.optimizer).lower() != "rmsprop":
+        for name, unset in (("alpha", None), ("centered", False)):
+            if getattr(cfg, name) not in (unset,):
+                raise ConfigError(f"train: {name} is an RMSprop setting; it needs --optimizer rmsprop, not "
+                                  f"{cfg.optimizer}")
+    loss = loss_name(cfg)
+    if cfg.label_smoothing and loss != "cross_entropy":
+        raise ConfigError(f"train: label_smoothing applies to the cross_entropy loss, not {loss}")
     if cfg.classes is not None and not isinstance(cfg.classes, (list, tuple)):
         raise ConfigError(f"train: classes must be a list of class indices or names, got {cfg.classes!r}")
-    for name in ("grayscale", "textbook"):
+    for name in ("grayscale", "textbook", "centered"):
         if not isinstance(getattr(cfg, name), bool):
             raise ConfigError(f"train: {name} must be true or false, got {getattr(cfg, name)!r}")
+    if cfg.nesterov is not None and not isinstance(cfg.nesterov, bool):
+        raise ConfigError(f"train: nesterov must be true or false, got {cfg.nesterov!r}")
+    if cfg.nesterov and (str(cfg.optimizer).lower() != "sgd" or not cfg.momentum):
+        raise ConfigError("train: nesterov is SGD's Nesterov momentum: it needs --optimizer sgd and a momentum > 0")
     if cfg.augment is not None and (len(cfg.augment) > 200 or re.search(r"\d{7}", cfg.augment)):
         raise ConfigError(f"train: augment {cfg.augment[:40]!r}...: too long (shiftN, cropN, flip joined by '-')")
     schedule_step(cfg)
     return cfg
 
 
+LOSS_NAMES = ("cross_entropy", "bce", "multimargin")
+#: the loss names a run accepts, and the names they stand for
+_LOSS_ALIASES = {"cross_entropy": "cross_entropy", "crossentropy": "cross_entropy", "bce": "bce",
+                 "bce_with_logits": "bce", "multimargin": "multimargin", "hinge": "multimargin"}
+#: a plateau schedule's patience when ``plateau`` gives no N
+PLATEAU_PATIENCE = 2
+
+
+def loss_name(cfg):
+    """The run's loss, one of LOSS_NAMES (unset: cross_entropy), checked."""
+    name = str(cfg.loss or "cross_entropy").lower()
+    if name not in _LOSS_ALIASES:
+        raise ConfigError(f"train: unknown loss {cfg.loss!r}; choose {', '.join(LOSS_NAMES)}")
+    return _LOSS_ALIASES[name]
+
+
+def make_loss(cfg):
+    """The run's loss object: ``CrossEntropyLoss(label_smoothing)``, ``BCEWithLogitsLoss()`` (a
+    two-class model with one output) or ``MultiMarginLoss()``."""
+    name = loss_name(cfg)
+    if name == "bce":
+        return losses.BCEWithLogitsLoss()
+    if name == "multimargin":
+        return losses.MultiMarginLoss()
+    return losses.CrossEntropyLoss(label_smoothing=float(cfg.label_smoothing or 0.0))
+
+
+def model_outputs(cfg, num_classes):
+    """The model's output units: one per class, or ONE for ``bce`` (two classes only: class 1 when
+    the logit is > 0), else ConfigError."""
+    if loss_name(cfg) != "bce":
+        return num_classes
+    if num_classes != 2:
+        raise ConfigError(f"--loss bce is for two classes (one sigmoid output); the data have {num_classes}: "
+                          f"pick two with --classes (e.g. --classes 0,1) or use --loss cross_entropy")
+    return 1
+
+
 def schedule_step(cfg):
-    """The N of a ``stepN`` schedule (None for the other schedules), checked."""
+    """The N of a ``stepN`` schedule, or the patience N of ``plateau[N]`` (None for the other
+    schedules), checked."""
     name = (cfg.schedule or "none").lower()
     if name in ("none", "cosine"):
         return None
-    m = re.fullmatch(r"step(\d{0,6})", name)
-    if m is None or (m.group(1) and int(m.group(1)) < 1):
-        raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose none, cosine or stepN (N >= 1: lr x0.1 "
-                          f"every N epochs)")
-    return int(m.group(1) or max(cfg.epochs // 3, 1))
+    m = re.fullmatch(r"(step|plateau)(\d{0,6})", name)
+    if m is None or (m.group(1) == "step" and m.group(2) and int(m.group(2)) < 1):
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose none, cosine, stepN (N >= 1: lr x0.1 "
+                          f"every N epochs) or plateau[N] (lr x0.1 after N epochs without a better validation "
+                          f"loss; default {PLATEAU_PATIENCE})")
+    if m.group(1) == "plateau":
+        return int(m.group(2)) if m.group(2) else PLATEAU_PATIENCE
+    return int(m.group(2) or max(cfg.epochs // 3, 1))
 
 
 def build_model(name_or_spec, input_shape, num_classes):
@@ -181,6 +253,9 @@ def build_model(name_or_spec, input_shape, num_classes):
         model = build_from_spec(name_or_spec, tuple(input_shape))
         out = model.output_shape(tuple(input_shape))
         if out != (num_classes,):
+            if num_classes == 1:
+                raise ConfigError(f"model spec {name_or_spec!r} outputs {out}, but a two-class model for --loss "
+                                  f"bce has one (sigmoid) output: end it with dense1")
             raise ConfigError(f"model spec {name_or_spec!r} outputs {out}, but the data set has {num_classes} "
                               f"classes: end it with dense{num_classes}")
         return model
@@ -191,19 +266,41 @@ def build_model(name_or_spec, input_shape, num_classes):
 def make_optimizer(cfg, params):
     name = cfg.optimizer.lower()
     if name == "sgd":
-        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum or 0.0, weight_decay=cfg.weight_decay)
+        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum or 0.0, nesterov=bool(cfg.nesterov),
+                         weight_decay=cfg.weight_decay or 0.0)
     if name == "adam":
-        return optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay or 0.0)
     if name == "adamw":
         return optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay or 1e-2)
-    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
+    if name == "rmsprop":
+        return optim.RMSprop(params, lr=cfg.lr, alpha=0.99 if cfg.alpha is None else cfg.alpha,
+                             weight_decay=cfg.weight_decay or 0.0, momentum=cfg.momentum or 0.0,
+                             centered=cfg.centered)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam, adamw or rmsprop")
 
 
-def make_scheduler(cfg, optimizer, start_epoch=0):
+def make_scheduler(cfg, optimizer, start_epoch=0, history=None, monitor="val_loss"):
+    """The run's schedule (None for ``none``), at epoch ``start_epoch`` of a resumed run.
+
+    ``plateau[N]``: ReduceLROnPlateau(patience N) on ``monitor`` (val_loss, or loss when the run
+    has no validation split). Its state (best value, bad epochs, lr) is not a function of the
+    epoch: on resume it is rebuilt by replaying ``history`` (the run's History), whose
+    ``monitor`` values are exactly what it was stepped with, from the optimizer's first lr."""
     name = (cfg.schedule or "none").lower()
     step = schedule_step(cfg)
     if name == "none":
         return None
+    if name.startswith("plateau"):
+        sched = optim.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=step, monitor=monitor)
+        if start_epoch:
+            values = (history.history.get(monitor, []) if history is not None else [])[:start_epoch]
+            if len(values) != start_epoch:
+                raise ConfigError(f"--resume: the history holds {len(values)} values of {monitor!r} for "
+                                  f"{start_epoch} epochs: the plateau schedule cannot be restored")
+            optimizer.lr = optimizer.initial_lr
+            for v in values:
+                sched.step(v)
+        return sched
     if name == "cosine":
         sched = optim.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     else:
@@ -278,9 +375,11 @@ def train(cfg, resume=None, verbose=1, threads=None):
     augment = _augmenter(cfg.augment)            # a bad --augment is refused before the data are read
     manual_seed(cfg.seed)
     data = load_run_data(cfg, verbose)
+    num_classes = len(data.class_names)
+    outputs = model_outputs(cfg, num_classes)      # --loss bce on more than two classes is refused here
+    crit = make_loss(cfg)
     os.makedirs(run_dir, exist_ok=True)      # after the data: a bad --data leaves no empty run directory
     input_shape = data.x_train.shape[1:]
-    num_classes = len(data.class_names)
     last_path, best_path = os.path.join(run_dir, "last.npz"), os.path.join(run_dir, "model.npz")
     if resume and not os.path.exists(last_path):
         print(f"note: {run_dir} has no last.npz (the run was stopped before its first epoch ended): "
@@ -297,12 +396,12 @@ def train(cfg, resume=None, verbose=1, threads=None):
             raise ConfigError(f"--resume: {run_dir} has already trained {start} epochs, more than --epochs "
                               f"{cfg.epochs}: ask for at least {start}")
     else:
-        model = build_model(cfg.model, input_shape, num_classes)
+        model = build_model(cfg.model, input_shape, outputs)
         optimizer = make_optimizer(cfg, model.parameters())
         start = 0
     model.metadata.update({"dataset": data.name, "class_names": list(data.class_names),
                            "preprocessing": data.preprocessing, "run_dir": os.path.abspath(run_dir),
-                           "model": cfg.model})
+                           "model": cfg.model, "loss": {"name": loss_name(cfg), **crit.config()}})
     if data.source:        # the user's files: where they are and how they were read (evaluate re-reads them)
         model.metadata["data_source"] = {"path": data.source["path"], "format": data.source["format"],
                                          "options": data.source["options"]}
@@ -322,15 +421,17 @@ def train(cfg, resume=None, verbose=1, threads=None):
     if resume and has_val and model.history is not None and model.history.history.get("val_accuracy"):
         best_ckpt.best = max(model.history.history["val_accuracy"])
     callbacks.append(best_ckpt)
-    sched = make_scheduler(cfg, optimizer, start)
+    monitor = "val_loss" if has_val else "loss"
+    sched = make_scheduler(cfg, optimizer, start, history=model.history, monitor=monitor)
     if sched is not None:
         callbacks.append(sched)
     t0 = time.perf_counter()
     with textbook(True) if cfg.textbook else contextlib.nullcontext():
         code_path = "textbook" if textbook_enabled() else "fast kernels"
         model.fit(data.x_train, data.y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                  optimizer=optimizer, validation_data=(data.x_val, data.y_val) if has_val else None,
-                  callbacks=callbacks, verbose=verbose, augment=augment, initial_epoch=start)
+                  optimizer=optimizer, loss=crit, validation_data=(data.x_val, data.y_val) if has_val else None,
+                  callbacks=callbacks, verbose=verbose, augment=augment, initial_epoch=start,
+                  clip_grad_norm=cfg.clip_grad_norm)
     train_seconds = time.perf_counter() - t0
     best = load(best_path) if os.path.exists(best_path) else model
     metrics = write_run_outputs(run_dir, best, data, cfg, train_seconds=train_seconds,

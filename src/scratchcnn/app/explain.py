@@ -6,7 +6,8 @@ layers' own backward passes.
   backward pass of the whole network started from a one-hot gradient at the logits; the first
   layer is asked for its input gradient (``needs_input_grad``, which training skips). The map
   shown is ``max over channels of |d score / d x|``.
-- **Grad-CAM** (Selvaraju et al., 2017) on the last convolution: with ``A`` its output
+- **Grad-CAM** (Selvaraju et al., 2017) on the last convolution (in a ResNet the last residual
+  block, whose output is the sum of its branches): with ``A`` its output
   feature maps (C, h, w) and ``dA = d score / d A`` from the same backward pass, each channel
   weighs ``alpha_c = mean over (i, j) of dA[c, i, j]`` and ``cam = ReLU(sum_c alpha_c A[c])``
   (h, w): where the evidence for the class lies, coarse, upsampled (bilinear) to the input size.
@@ -22,14 +23,21 @@ holds a lock).
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..nn import Conv2D, Sequential, Softmax
+from ..nn import Conv2D, Residual, Sequential, Softmax
 from ..nn.module import is_grad_enabled
 
 
+def _is_conv(layer):
+    """A Conv2D, or a Residual block with a Conv2D inside (its output, the sum, is what Grad-CAM reads)."""
+    return isinstance(layer, Conv2D) or isinstance(layer, Residual) and any(
+        isinstance(m, Conv2D) for m in layer.modules())
+
+
 def last_conv_index(model, end=None):
-    """The index of the last top-level Conv2D layer (before ``end``), or None."""
+    """The index of the last top-level Conv2D layer or Residual block holding convolutions (before
+    ``end``), or None. In a ResNet that is the last block: Grad-CAM reads its output feature maps."""
     layers = model.layers[:end]
-    found = [i for i, layer in enumerate(layers) if isinstance(layer, Conv2D)]
+    found = [i for i, layer in enumerate(layers) if _is_conv(layer)]
     return found[-1] if found else None
 
 
@@ -68,7 +76,8 @@ def explain(model, x, cls=None, layer=None):
     """Saliency and Grad-CAM of one input for class ``cls`` (None: the predicted class).
 
     model: a Sequential whose input is (C, H, W); x: one example (C, H, W) (or (1, C, H, W)).
-    layer: the index of the conv layer for Grad-CAM (default the last Conv2D). The model runs
+    layer: the index of the conv layer for Grad-CAM (default the last Conv2D, or the last Residual
+    block with convolutions inside: its output). The model runs
     in eval mode; the score is the class's logit (a final Softmax layer is left out).
 
     Returns ``{"class", "logits" (K,), "probabilities" (K,), "input_grad" (C, H, W): d score / d x,
@@ -89,8 +98,9 @@ def explain(model, x, cls=None, layer=None):
     if layer is None:
         conv = last_conv_index(model, end)
     else:
-        if not isinstance(layer, (int, np.integer)) or not 0 <= layer < end or not isinstance(layers[layer], Conv2D):
-            raise ConfigError(f"explain: layer {layer!r} is not the index of a Conv2D layer of the model")
+        if not isinstance(layer, (int, np.integer)) or not 0 <= layer < end or not _is_conv(layers[layer]):
+            raise ConfigError(f"explain: layer {layer!r} is not the index of a Conv2D layer (or a Residual block "
+                              f"with convolutions) of the model")
         conv = int(layer)
     modules = list(model.modules())
     saved_flags = [(m, m.training, m.needs_input_grad) for m in modules]

@@ -23,10 +23,19 @@ Layer by layer, scratchcnn -> ONNX operator -> PyTorch module:
 - Dense -> Gemm (weight (out, in), transB=1) -> nn.Linear; Flatten -> Flatten (axis 1) -> nn.Flatten;
 - BatchNorm1D / BatchNorm2D -> BatchNormalization in inference form (running statistics, eps)
   -> nn.BatchNorm1d / nn.BatchNorm2d;
+- Conv2D's dilation and groups -> Conv's dilations and group -> nn.Conv2d(dilation=, groups=);
+- LayerNorm -> LayerNormalization (opset 17; axis = -len(normalized_shape), ones and zeros as scale and
+  bias without elementwise_affine) -> nn.LayerNorm;
+- GroupNorm -> opset 17 has no GroupNormalization (opset 18's was redefined in 21), so the primitives:
+  Reshape to (N, G, m), InstanceNormalization (scale 1, bias 0: each (n, g) standardised), Reshape back,
+  then Mul by the weight and Add the bias, both (C, 1, ..., 1) -> nn.GroupNorm;
 - Dropout -> Identity -> nn.Dropout;
 - ReLU, LeakyReLU, Sigmoid, Tanh, Softmax(dim) -> Relu, LeakyRelu(alpha), Sigmoid, Tanh,
   Softmax(axis=dim) -> nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax(dim);
-- Sequential, nested too -> its layers in order -> nn.Sequential.
+- Sequential, nested too -> its layers in order -> nn.Sequential;
+- Residual(body, shortcut) -> the body's nodes and the shortcut's (none for the identity) on the same
+  input, then Add -> a small ``Residual`` nn.Module (in the generated file) holding ``body`` and
+  ``shortcut`` as children, so the keys stay scratchcnn's ("2.body.0.weight", "2.shortcut.1.bias").
 
 Any other layer (a custom Module) raises :class:`scratchcnn.errors.ExportError` naming it.
 The ONNX graph computes in float32 (what every runtime supports); the PyTorch module in the
@@ -48,15 +57,22 @@ import numpy as np
 
 from ..errors import ExportError, ScratchCNNError, ShapeError
 from ..fileio import atomic_write
-from ..nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
-                  LeakyReLU, MaxPool2D, ReLU, Sequential, Sigmoid, Softmax, Tanh, no_grad)
+from ..nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GroupNorm,
+                  LayerNorm, LeakyReLU, MaxPool2D, ReLU, Residual, Sequential, Sigmoid, Softmax, Tanh, no_grad)
 
 OPSET = 17          # ONNX operator set of the exported graphs
 IR_VERSION = 8      # the ONNX file format version that goes with opset 17 (onnxruntime >= 1.10 reads it)
 
-#: every layer type the exporters know (a Sequential is exported as its layers)
+#: the first exporters' layer types (tests/test_export.py's random models cover every one)
 EXPORTABLE = (Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dense, Flatten, BatchNorm1D, BatchNorm2D,
               Dropout, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax)
+#: the normalisations added since (tests/test_export_new.py covers them)
+NORMS = (LayerNorm, GroupNorm)
+#: every layer type the exporters know
+LAYERS = EXPORTABLE + NORMS
+#: the containers, exported as what they hold: a Sequential as its layers in order, a Residual as its
+#: two branches and their sum
+CONTAINERS = (Sequential, Residual)
 
 _PIP = {"onnx": "pip install onnx (or: pip install 'scratchcnn[export]')",
         "onnxruntime": "pip install onnxruntime (or: pip install 'scratchcnn[export]')",
@@ -73,20 +89,28 @@ def _require(module, purpose):
 
 
 # ---- walking the model -------------------------------------------------------------------
+def _children(module):
+    """``(name, child)`` of a container, in the order its forward runs them: a Sequential's layers; a
+    Residual's body, then its shortcut (none for the identity)."""
+    if isinstance(module, Residual):
+        return [("body", module.body)] + ([("shortcut", module.shortcut)] if module.shortcut is not None else [])
+    return list(module._modules.items())
+
+
 def _leaves(module, prefix=""):
-    """``(key_prefix, layer)`` for every layer in order, nested Sequentials flattened; the prefix is
-    the layer's state_dict prefix ("3." or "2.1."; "" for a model that is a single layer). A layer
-    the exporters do not know raises ExportError naming it."""
-    if isinstance(module, Sequential):
-        for name, child in module._modules.items():
+    """``(key_prefix, layer)`` for every layer in order, containers (nested Sequentials, Residuals) opened;
+    the prefix is the layer's state_dict prefix ("3.", "2.1." or "4.body.0."; "" for a model that is a
+    single layer). A layer the exporters do not know raises ExportError naming it."""
+    if isinstance(module, CONTAINERS):
+        for name, child in _children(module):
             yield from _leaves(child, prefix + name + ".")
         return
-    if type(module) not in EXPORTABLE:
+    if type(module) not in LAYERS:
         cls = type(module)
         where = f"layer {prefix[:-1]}" if prefix else "the model"
-        known = ", ".join(t.__name__ for t in EXPORTABLE)
+        known = ", ".join(t.__name__ for t in LAYERS)
         raise ExportError(f"cannot export {where} ({module!r}, a {cls.__module__}.{cls.__qualname__}): "
-                          f"the exporters know only Sequential and {known}")
+                          f"the exporters know only Sequential, Residual and {known}")
     yield prefix, module
 
 
@@ -100,15 +124,28 @@ def _input_shape(model, input_shape):
                       "input_shape=): pass input_shape=(C, H, W)")
 
 
-def _shapes(leaves, input_shape):
-    """Each layer's output shape (no batch axis) for ``input_shape``; a misfit names the layer."""
-    shape, out = tuple(input_shape), []
-    for prefix, layer in leaves:
+def _shapes(module, input_shape, prefix="", out=None):
+    """``{key_prefix: output shape}`` (no batch axis) of every layer and Residual in ``module`` for
+    ``input_shape``, keyed as :func:`_leaves` (a Residual by its own prefix); a misfit names the layer."""
+    out = {} if out is None else out
+    shape = tuple(input_shape)
+    if isinstance(module, Sequential):
+        for name, child in _children(module):
+            shape = _shapes(child, shape, prefix + name + ".", out)[prefix + name + "."]
+    elif isinstance(module, Residual):
+        body = _shapes(module.body, shape, prefix + "body.", out)[prefix + "body."]
+        short = shape if module.shortcut is None else _shapes(module.shortcut, shape, prefix + "shortcut.",
+                                                             out)[prefix + "shortcut."]
+        if body != short:
+            raise ShapeError(f"layer {prefix[:-1] or 'Residual'}: the body gives (N, {', '.join(map(str, body))}) "
+                             f"but the shortcut (N, {', '.join(map(str, short))})")
+        shape = body
+    else:
         try:
-            shape = tuple(int(d) for d in layer.output_shape(shape))
+            shape = tuple(int(d) for d in module.output_shape(shape))
         except ShapeError as exc:
-            raise ShapeError(f"layer {prefix[:-1] or type(layer).__name__}: {exc}") from None
-        out.append(shape)
+            raise ShapeError(f"layer {prefix[:-1] or type(module).__name__}: {exc}") from None
+    out[prefix] = shape
     return out
 
 
@@ -140,15 +177,23 @@ class _OnnxGraph:
 
     def __init__(self, helper, numpy_helper):
         self.helper, self.numpy_helper = helper, numpy_helper
-        self.nodes, self.initializers = [], []
+        self.nodes, self.initializers, self.names = [], [], set()
 
-    def const(self, name, array):
-        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32),
-                                                              name))
+    def const(self, name, array, dtype=np.float32):
+        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array, dtype=dtype), name))
         return name
+
+    def ints(self, name, values):
+        """An int64 initializer (a Reshape's target shape)."""
+        return self.const(name, np.asarray(values, dtype=np.int64), dtype=np.int64)
 
     def node(self, op, inputs, where, **attrs):
         name = f"/{where}/{op}" if where else f"/{op}"
+        base, k = name, 0
+        while name in self.names:          # a layer of several nodes of one kind: /3/Reshape, /3/Reshape_1
+            k += 1
+            name = f"{base}_{k}"
+        self.names.add(name)
         out = f"{name}_output_0"
         self.nodes.append(self.helper.make_node(op, list(inputs), [out], name=name, **attrs))
         return out
@@ -159,8 +204,23 @@ def _onnx_pads(pads):
     return [t, l, b, r]             # ONNX: all begins (H, W), then all ends
 
 
-def _onnx_layer(g, prefix, layer, x):
-    """Add the nodes computing ``layer`` on tensor ``x``; returns the output tensor's name."""
+def _onnx_module(g, prefix, module, x, shapes):
+    """Add the nodes computing ``module`` (a layer or a container) on tensor ``x``; returns the output
+    tensor's name. ``shapes``: :func:`_shapes` of the model."""
+    if isinstance(module, Sequential):
+        for name, child in _children(module):
+            x = _onnx_module(g, prefix + name + ".", child, x, shapes)
+        return x
+    if isinstance(module, Residual):
+        body = _onnx_module(g, prefix + "body.", module.body, x, shapes)
+        short = x if module.shortcut is None else _onnx_module(g, prefix + "shortcut.", module.shortcut, x, shapes)
+        return g.node("Add", [body, short], prefix[:-1].replace(".", "/") if prefix else "Residual")
+    return _onnx_layer(g, prefix, module, x, shapes[prefix])
+
+
+def _onnx_layer(g, prefix, layer, x, shape):
+    """Add the nodes computing ``layer`` on tensor ``x`` (``shape``: the layer's output shape, no batch
+    axis); returns the output tensor's name."""
     where = prefix[:-1].replace(".", "/") if prefix else type(layer).__name__
     t = type(layer)
     if t is Conv2D:
@@ -194,6 +254,26 @@ def _onnx_layer(g, prefix, layer, x):
         return g.node("BatchNormalization", [x, scale, bias, g.const(prefix + "running_mean", layer.running_mean),
                                              g.const(prefix + "running_var", layer.running_var)],
                       where, epsilon=float(layer.eps), momentum=float(1 - layer.momentum))
+    if t is LayerNorm:
+        dims = layer.normalized_shape
+        if layer.elementwise_affine:
+            scale, bias = g.const(prefix + "weight", layer.weight.data), g.const(prefix + "bias", layer.bias.data)
+        else:
+            scale, bias = g.const(prefix + "scale_ones", np.ones(dims)), g.const(prefix + "bias_zeros", np.zeros(dims))
+        return g.node("LayerNormalization", [x, scale, bias], where, axis=-len(dims), epsilon=float(layer.eps))
+    if t is GroupNorm:                # (N, C, *) -> (N, G, m): InstanceNormalization standardises each (n, g)
+        groups, c = layer.num_groups, layer.num_channels
+        grouped = g.node("Reshape", [x, g.ints(prefix + "grouped_shape", [0, groups, int(np.prod(shape)) // groups])],
+                         where)
+        y = g.node("InstanceNormalization", [grouped, g.const(prefix + "group_scale_ones", np.ones(groups)),
+                                             g.const(prefix + "group_bias_zeros", np.zeros(groups))],
+                   where, epsilon=float(layer.eps))
+        y = g.node("Reshape", [y, g.ints(prefix + "output_shape", [0, *shape])], where)
+        if layer.affine:              # per channel: weight and bias as (C, 1, ..., 1)
+            per_channel = (c,) + (1,) * (len(shape) - 1)
+            y = g.node("Mul", [y, g.const(prefix + "weight", layer.weight.data.reshape(per_channel))], where)
+            y = g.node("Add", [y, g.const(prefix + "bias", layer.bias.data.reshape(per_channel))], where)
+        return y
     if t is Dropout:
         return g.node("Identity", [x], where)
     if t is ReLU:
@@ -214,18 +294,16 @@ def to_onnx(model, input_shape=None):
     onnx = _require("onnx", "exporting to ONNX")
     helper = _require("onnx.helper", "exporting to ONNX")
     numpy_helper = _require("onnx.numpy_helper", "exporting to ONNX")
-    leaves = list(_leaves(model))
+    list(_leaves(model))                       # raises for a layer it cannot export
     shape = _input_shape(model, input_shape)
-    shapes = _shapes(leaves, shape)
-    out_shape = shapes[-1] if shapes else shape
+    shapes = _shapes(model, shape)
+    out_shape = shapes[""]
     g = _OnnxGraph(helper, numpy_helper)
-    x = "input"
-    for prefix, layer in leaves:
-        x = _onnx_layer(g, prefix, layer, x)
-    if g.nodes:
+    x = _onnx_module(g, "", model, "input", shapes)
+    if g.nodes and g.nodes[-1].output[0] == x:
         g.nodes[-1].output[0] = "output"
-    else:                              # an empty Sequential
-        g.nodes.append(helper.make_node("Identity", ["input"], ["output"], name="/Identity"))
+    else:                              # an empty Sequential: the input is the output
+        g.nodes.append(helper.make_node("Identity", [x], ["output"], name="/Identity"))
     f32 = onnx.TensorProto.FLOAT
     graph = helper.make_graph(
         g.nodes, "scratchcnn", [helper.make_tensor_value_info("input", f32, ["batch", *shape])],
@@ -326,6 +404,17 @@ def _torch_layer(layer, helpers):
         if not layer.affine:
             kw["affine"] = False
         return _call("nn.BatchNorm1d" if t is BatchNorm1D else "nn.BatchNorm2d", (layer.num_features,), kw)
+    if t is LayerNorm:
+        dims = layer.normalized_shape
+        kw = {} if layer.eps == 1e-5 else {"eps": layer.eps}
+        if not layer.elementwise_affine:
+            kw["elementwise_affine"] = False
+        return _call("nn.LayerNorm", (dims[0] if len(dims) == 1 else dims,), kw)
+    if t is GroupNorm:
+        kw = {} if layer.eps == 1e-5 else {"eps": layer.eps}
+        if not layer.affine:
+            kw["affine"] = False
+        return _call("nn.GroupNorm", (layer.num_groups, layer.num_channels), kw)
     if t is Dropout:
         return _call("nn.Dropout", (), {"p": layer.p})
     if t is LeakyReLU:
@@ -338,26 +427,33 @@ def _torch_layer(layer, helpers):
 
 
 def _torch_children(module, prefix, shapes, helpers, indent):
-    """``(code, comment)`` source lines of the arguments of ``nn.Sequential(...)`` for ``module``'s
-    children, one per child; the comment gives its state_dict prefix and output shape."""
+    """``(code, comment)`` source lines of the arguments of ``nn.Sequential(...)`` (or of ``Residual(...)``)
+    for ``module``'s children, one expression per child; the comment gives its state_dict prefix and
+    output shape."""
     lines = []
-    for name, child in module._modules.items():
-        key = prefix + name
+    for name, child in _children(module):
+        key, lead = prefix + name, (f"{name}=" if isinstance(module, Residual) else "")
+        shape = shapes.get(key + ".")
+        note = f"# {key}" + (f": -> (N, {', '.join(map(str, shape))})" if shape is not None else "")
         if isinstance(child, Sequential):
-            lines.append((f"{indent}nn.Sequential(", f"# {key}"))
+            lines.append((f"{indent}{lead}nn.Sequential(", note))
+            lines += _torch_children(child, key + ".", shapes, helpers, indent + "    ")
+            lines.append((f"{indent}),", ""))
+        elif isinstance(child, Residual):
+            helpers.add("Residual")
+            lines.append((f"{indent}{lead}Residual(", note.replace(":", ": body(x) + shortcut(x)", 1)
+                          if ":" in note else note + ": body(x) + shortcut(x)"))
             lines += _torch_children(child, key + ".", shapes, helpers, indent + "    ")
             lines.append((f"{indent}),", ""))
         else:
-            shape = shapes.get(key + ".")
-            note = f"# {key}" + (f": -> (N, {', '.join(map(str, shape))})" if shape is not None else "")
-            lines.append((f"{indent}{_torch_layer(child, helpers)},", note))
+            lines.append((f"{indent}{lead}{_torch_layer(child, helpers)},", note))
     return lines
 
 
 def _aligned(lines):
     """Code lines with their comments in one column (as far as a long line allows)."""
     width = min(72, max((len(code) for code, note in lines if note), default=0) + 2)
-    return [f"{code:<{width}}{note}".rstrip() if note else code for code, note in lines]
+    return [f"{code:<{width - 2}}  {note}".rstrip() if note else code for code, note in lines]
 
 
 _HELPERS = {
@@ -382,6 +478,19 @@ class GlobalAvgPool2d(nn.Module):
     def forward(self, x):
         return x.mean(dim=(2, 3))
 ''',
+    "Residual": '''
+class Residual(nn.Module):
+    """``body(x) + shortcut(x)``, as scratchcnn's Residual; ``shortcut=None`` is the identity. The
+    branches are children named body and shortcut, so the keys are scratchcnn's ("2.body.0.weight")."""
+
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+''',
 }
 
 
@@ -396,10 +505,12 @@ def torch_source(model, class_name="Net", weights_file=None, input_shape=None, m
         shape = _input_shape(model, input_shape)
     except ExportError:
         shape = None                         # the comments then give no shapes
-    shapes = dict(zip((p for p, _ in leaves), _shapes(leaves, shape))) if shape is not None else {}
+    shapes = _shapes(model, shape) if shape is not None else {}
     helpers = set()
-    if isinstance(model, Sequential):
-        base = "nn.Sequential"
+    if isinstance(model, CONTAINERS):
+        base = "nn.Sequential" if isinstance(model, Sequential) else "Residual"
+        if base == "Residual":
+            helpers.add("Residual")
         body = _torch_children(model, "", shapes, helpers, " " * 12)
         init = ["        super().__init__(", *_aligned(body), "        )"]
     else:                                    # a model that is one layer: Net is that layer
@@ -422,8 +533,8 @@ def torch_source(model, class_name="Net", weights_file=None, input_shape=None, m
         logits = net(x)               # x: float32 {example}
 
 or by hand: ``net = {class_name}(); net.load_state_dict(torch.load("{weights}", weights_only=True))``.
-The layers are the numbered children of an nn.Sequential, so the state_dict keys are
-scratchcnn's ("0.weight", "1.running_mean", ...).
+The layers are the numbered children of an nn.Sequential (a Residual's branches its children body
+and shortcut), so the state_dict keys are scratchcnn's ("0.weight", "1.running_mean", ...).
 """
 import os
 
@@ -435,7 +546,7 @@ WEIGHTS = {weights!r}  # the state_dict (torch.save), next to this file
 METADATA = {pprint.pformat(meta, indent=4, width=96, sort_dicts=False).replace(chr(10), chr(10) + "    ")}
 '''
     parts = [head]
-    for name in ("PaddedConv2d", "GlobalAvgPool2d"):
+    for name in ("PaddedConv2d", "GlobalAvgPool2d", "Residual"):
         if name in helpers:
             parts.append("\n" + _HELPERS[name])
     parts.append(f'''

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from ..errors import ConfigError, LabelError, ShapeError
 from .introspect import activations, first_conv_filters
-from ..nn import Conv2D
+from ..nn import Conv2D, Residual
 from ..fileio import atomic_write
 
 DPI = 100
@@ -195,11 +195,11 @@ def plot_filters(model, path, max_filters=64):
 
 
 def plot_feature_maps(model, x, path, max_maps=16, layers=None):
-    """Feature maps for one input: the input on the first row, then one row per Conv2D layer
-    showing its first ``max_maps`` output channels, each rescaled to 0..1 on its own.
+    """Feature maps for one input: the input on the first row, then one row per Conv2D layer or
+    Residual block showing its first ``max_maps`` output channels, each rescaled to 0..1 on its own.
 
     x: (C, H, W) one example (or (1, C, H, W)). layers: as in
-    :func:`scratchcnn.app.introspect.activations`; None means every Conv2D layer. Returns None
+    :func:`scratchcnn.app.introspect.activations`; None means every Conv2D layer and block. Returns None
     (and writes nothing) when there is no layer to show.
     """
     x = np.asarray(x)
@@ -208,7 +208,7 @@ def plot_feature_maps(model, x, path, max_maps=16, layers=None):
     if x.ndim != 3:
         raise ShapeError(f"plot_feature_maps: x must be one example (C, H, W), got shape {x.shape}")
     if layers is None:
-        layers = [i for i, layer in enumerate(model.layers) if isinstance(layer, Conv2D)]
+        layers = [i for i, layer in enumerate(model.layers) if isinstance(layer, (Conv2D, Residual))]
         if not layers:
             return None
     acts = [(i, name, a[0]) for i, name, a in activations(model, x[None], layers=layers) if a.ndim == 4]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 from ..model import Sequential
 from ..nn import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU
+from ..nn.residual import basic_block
 
 
 @dataclass
@@ -122,6 +123,40 @@ def strong_cifar(input_shape, num_classes):
     return Sequential(*layers, input_shape=input_shape)
 
 
+def resnet(input_shape, num_classes, stem, stages, stem_pool=False):
+    """A ResNet of basic blocks (He et al. 2016): a 3x3 stem convolution with ``stem`` maps
+    (BatchNorm, ReLU; then a 2x2 max-pool with ``stem_pool``), then ``stages``, a list of
+    ``(channels, blocks)``: each stage after the first starts with a stride-2 block (a 1x1
+    projection shortcut), every block is followed by a ReLU; global average pooling, the
+    classifier."""
+    c, h, w = input_shape
+    layers = [Conv2D(c, stem, 3, padding=1, bias=False), BatchNorm2D(stem), ReLU()]
+    if stem_pool:
+        layers.append(MaxPool2D(2))
+    cin = stem
+    for i, (cout, blocks) in enumerate(stages):
+        for b in range(blocks):
+            layers += [basic_block(cin, cout, 2 if (i > 0 and b == 0) else 1), ReLU()]
+            cin = cout
+    layers += [GlobalAvgPool2D(), Dense(cin, num_classes, init="glorot")]
+    return Sequential(*layers, input_shape=input_shape)
+
+
+def resnet_small(input_shape, num_classes):
+    """The small ResNet for 28x28 images (MNIST, Fashion-MNIST): a 32-map stem at 28x28 and a
+    max-pool to 14x14, one 64-map block at 14x14, two 128-map blocks at 7x7 (the first with a
+    stride-2 projection), global average pooling, the classifier: 0.58 M parameters, 37 M
+    multiply-adds per image."""
+    return resnet(input_shape, num_classes, 32, [(64, 1), (128, 2)], stem_pool=True)
+
+
+def resnet20(input_shape, num_classes):
+    """ResNet-20 for 32x32 images (CIFAR-10; He et al. 2016, section 4.2): a 16-map stem, three
+    stages of three basic blocks with 16, 32 and 64 maps (32x32, 16x16, 8x8), global average
+    pooling, the classifier: 0.27 M parameters."""
+    return resnet(input_shape, num_classes, 16, [(16, 3), (32, 3), (64, 3)])
+
+
 def small_cnn(input_shape, num_classes):
     """A small, quick CNN (the default of ``scratchcnn train``): Conv16 BN ReLU Conv32 BN ReLU Pool
     GlobalAvg-free Flatten Dense(classes); about a minute on the 8x8 digits."""
@@ -166,6 +201,18 @@ PRESETS = {p.name: p for p in [
     Preset("strong-mnist", "the stronger CNN for MNIST digits (no flips: digits are not mirror-symmetric)",
            strong_cnn, dict(optimizer="adam", epochs=12, batch_size=64, lr=2e-3, schedule="cosine",
                             augment="shift2"), "mnist"),
+    Preset("resnet-small", "small ResNet for 28x28 (MNIST, Fashion-MNIST): 32-map stem, a 64-map block, two "
+           "128-map blocks, global pooling; SGD Nesterov + cosine, weight decay, shift, flip and random erasing",
+           resnet_small, dict(optimizer="sgd", momentum=0.9, nesterov=True, epochs=12, batch_size=128, lr=0.1,
+                              weight_decay=5e-4, schedule="cosine", augment="shift2-flip-erase"),
+           "fashion-mnist"),
+    Preset("resnet-small-mnist", "the small ResNet for MNIST digits (no flips: digits are not mirror-symmetric)",
+           resnet_small, dict(optimizer="sgd", momentum=0.9, nesterov=True, epochs=8, batch_size=128, lr=0.1,
+                              weight_decay=5e-4, schedule="cosine", augment="shift2"), "mnist"),
+    Preset("resnet20-cifar", "ResNet-20 for CIFAR-10 (3 stages of 3 basic blocks, 16/32/64 maps): SGD + cosine, "
+           "weight decay, crop and flip augmentation", resnet20,
+           dict(optimizer="sgd", momentum=0.9, nesterov=True, epochs=40, batch_size=128, lr=0.1,
+                weight_decay=5e-4, schedule="cosine", augment="crop4-flip"), "cifar10"),
     Preset("strong-cifar", "stronger CNN for CIFAR-10: 3 VGG blocks with BatchNorm, global pooling, Adam + "
            "cosine, crop and flip augmentation", strong_cifar,
            dict(optimizer="adam", epochs=30, batch_size=64, lr=2e-3, schedule="cosine", augment="crop4-flip"),

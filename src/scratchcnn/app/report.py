@@ -5,7 +5,9 @@ import os
 
 import numpy as np
 
+from ..errors import ScratchCNNError
 from ..fileio import atomic_write, write_json
+from ..losses import BCEWithLogitsLoss, CrossEntropyLoss, MultiMarginLoss
 from ..metrics import classification_metrics, classification_report
 from . import plots
 
@@ -20,13 +22,43 @@ def _write_history_csv(path, history):
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="w")
 
 
-def evaluate_on_test(model, data, batch_size=256):
-    """Predictions, probabilities and the metrics dict of ``model`` on the test split."""
+_RUN_LOSSES = {"cross_entropy": CrossEntropyLoss, "bce": BCEWithLogitsLoss, "multimargin": MultiMarginLoss}
+
+
+def model_loss(model):
+    """The loss the model was trained with, from ``metadata["loss"]`` (``{"name", **config}``, as
+    :func:`scratchcnn.app.experiment.train` records it), or None (evaluate's default: cross-entropy,
+    BCEWithLogitsLoss for a one-output model) when the file does not say or says something unknown."""
+    spec = getattr(model, "metadata", {}).get("loss")
+    if not isinstance(spec, dict) or spec.get("name") not in _RUN_LOSSES:
+        return None
+    config = {k: v for k, v in spec.items() if k != "name"}
+    try:
+        return _RUN_LOSSES[spec["name"]](**config)
+    except (ScratchCNNError, TypeError):
+        return None
+
+
+def evaluate_on_test(model, data, batch_size=256, loss=None):
+    """Predictions, probabilities and the metrics dict of ``model`` on the test split; the test
+    loss with ``loss`` (default: the model's own, :func:`model_loss`). The probabilities are
+    (N, K), (N, 2) ``[1 - p, p]`` for a two-class model with one sigmoid output."""
     probs = model.predict_proba(data.x_test, batch_size=batch_size)
     pred = probs.argmax(axis=1)
     metrics = classification_metrics(data.y_test, pred, class_names=list(data.class_names))
-    metrics["test_loss"] = model.evaluate(data.x_test, data.y_test, batch_size=batch_size)["loss"]
+    loss = loss if loss is not None else model_loss(model)
+    metrics["test_loss"] = model.evaluate(data.x_test, data.y_test, batch_size=batch_size, loss=loss)["loss"]
+    metrics["loss"] = getattr(loss, "name", None)
     return pred, probs, metrics
+
+
+def flip_tta_accuracy(model, x, y, probs=None, batch_size=256):
+    """Test-time augmentation by mirroring: the accuracy of the mean of the class probabilities
+    of each image and of its left-right mirror image (``probs``: those of ``x``, if known). The
+    plain accuracy stays the run's figure; this one is reported beside it."""
+    probs = model.predict_proba(x, batch_size=batch_size) if probs is None else probs
+    mirrored = model.predict_proba(np.ascontiguousarray(x[..., ::-1]), batch_size=batch_size)
+    return float(((probs + mirrored).argmax(axis=1) == np.asarray(y)).mean())
 
 
 def write_run_outputs(run_dir, model, data, cfg, train_seconds=None, interrupted=False, history=None,
@@ -41,6 +73,9 @@ def write_run_outputs(run_dir, model, data, cfg, train_seconds=None, interrupted
     metrics["interrupted"] = interrupted
     metrics["code_path"] = code_path
     metrics["epochs_run"] = len(history.epoch) if history else 0
+    if getattr(cfg, "tta", None) == "flip":
+        metrics["tta"] = "flip"
+        metrics["tta_accuracy"] = flip_tta_accuracy(model, data.x_test, data.y_test, probs)
     write_json(os.path.join(run_dir, "metrics.json"), metrics)
     if history is not None:
         write_json(os.path.join(run_dir, "history.json"), history.to_dict())
@@ -81,6 +116,17 @@ def _write_report(run_dir, model, data, cfg, metrics, report_text, pictures):
             if path == "textbook" else
             "the layers chose their fast kernels (scratchcnn.kernels) where one applies; "
             "`scratchcnn train --textbook` runs the plain layer code instead."), ""]
+    loss = getattr(model, "metadata", {}).get("loss")
+    if isinstance(loss, dict) and loss.get("name"):
+        what = {"cross_entropy": "softmax cross-entropy over the classes"
+                                 + (f", label smoothing {loss.get('label_smoothing')}" if loss.get("label_smoothing")
+                                    else ""),
+                "bce": "binary cross-entropy on ONE sigmoid output (BCEWithLogitsLoss): class "
+                       f"{data.class_names[1] if len(data.class_names) == 2 else 1} when the logit is > 0",
+                "multimargin": "the multi-class hinge (MultiMarginLoss)"}.get(loss["name"], loss["name"])
+        lines += [f"Loss: **{loss['name']}**, {what}."
+                  + (f" Gradients clipped to a total norm of {cfg.clip_grad_norm}."
+                     if getattr(cfg, "clip_grad_norm", None) else ""), ""]
     lines += ["## Configuration", "", "| setting | value |", "|---|---|"]
     for k, v in asdict(cfg).items():
         if v not in (None, {}, []):
@@ -92,7 +138,9 @@ def _write_report(run_dir, model, data, cfg, metrics, report_text, pictures):
     lines += ["## Test metrics", "",
               f"accuracy **{metrics['accuracy']:.4f}**, macro F1 {metrics['macro']['f1']:.4f}, "
               f"weighted F1 {metrics['weighted']['f1']:.4f}, test loss {metrics['test_loss']:.4f}"
-              + (f", training time {secs:.1f} s" if secs else ""), "",
+              + (f", training time {secs:.1f} s" if secs else "")
+              + (f"; with flip test-time augmentation (each image averaged with its mirror image) accuracy "
+                 f"{metrics['tta_accuracy']:.4f}" if "tta_accuracy" in metrics else ""), "",
               "```", report_text.rstrip(), "```", ""]
     lines += ["## Pictures", ""]
     for key, (title, fname) in pictures.items():

@@ -3,13 +3,21 @@
 Tokens, separated by ``-`` (input sizes are inferred from the input shape):
 
 =====================  =============================================================
-``conv<O>x<K>``        Conv2D with O filters of KxK; suffixes ``s<S>`` (stride),
-                       ``p<P>`` (padding) or ``same``: ``conv32x3same``, ``conv16x5s2p2``
+``conv<O>x<K>``        Conv2D with O filters of KxK; suffixes, in this order, ``s<S>`` (stride),
+                       ``d<D>`` (dilation), ``g<G>`` (groups), ``p<P>`` (padding) or ``same``:
+                       ``conv32x3same``, ``conv16x5s2p2``, ``conv32x3d2same``, ``conv32x3g32p1``
+``dwconv<K>``          depthwise Conv2D(C, C, K, groups=C), C the input channels; ``s<S>``,
+                       ``p<P>`` or ``same`` as for conv: ``dwconv3same``, ``dwconv3s2p1``
+``res<C>``             ResNet basic block to C channels, then ReLU (:func:`scratchcnn.nn.basic_block`),
+                       optional ``s<S>`` (stride); a 1x1 projection shortcut exactly when the
+                       stride or the channel count changes: ``res16``, ``res32s2``
 ``dense<N>``           Dense layer with N outputs (Flatten first for image inputs)
 ``maxpool<K>``         MaxPool2D(K), optional ``s<S>``: ``maxpool3s2``
 ``avgpool<K>``         AvgPool2D(K), optional ``s<S>``
 ``gap``                GlobalAvgPool2D
 ``bn``                 BatchNorm2D after a conv, BatchNorm1D after a dense layer
+``ln``                 LayerNorm over the whole previous output (C, H, W) or (F,)
+``gn<G>``              GroupNorm(G, C), C the input channels: ``gn8``
 ``dropout<P>``         Dropout(P), e.g. ``dropout0.3``
 ``relu`` ``leakyrelu`` ``sigmoid`` ``tanh`` ``softmax`` ``flatten``
 =====================  =============================================================
@@ -20,17 +28,21 @@ import re
 from ..errors import ConfigError, ShapeError
 from ..model import Sequential
 from ..nn.sizes import check_activations, check_parameters, config_parameters
-from ..nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
-                 LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from ..nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GroupNorm,
+                  LayerNorm, LeakyReLU, MaxPool2D, ReLU, Residual, Sigmoid, Softmax, Tanh, basic_block)
 
-_CONV = re.compile(r"^conv(\d+)x(\d+)(?:s(\d+))?(?:p(\d+)|(same))?$")
+_CONV = re.compile(r"^conv(\d+)x(\d+)(?:s(\d+))?(?:d(\d+))?(?:g(\d+))?(?:p(\d+)|(same))?$")
+_DWCONV = re.compile(r"^dwconv(\d+)(?:s(\d+))?(?:p(\d+)|(same))?$")
+_RES = re.compile(r"^res(\d+)(?:s(\d+))?$")
 _POOL = re.compile(r"^(max|avg)pool(\d+)(?:s(\d+))?$")
 _DENSE = re.compile(r"^dense(\d+)$")
 _DROP = re.compile(r"^dropout(0?\.\d+|0)$")
+_GN = re.compile(r"^gn(\d+)$")
 _SIMPLE = {"relu": ReLU, "leakyrelu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh, "softmax": Softmax,
            "flatten": Flatten, "gap": GlobalAvgPool2D}
-HELP = ("conv<OUT>x<K>[s<S>][p<P>|same], dense<N>, maxpool<K>[s<S>], avgpool<K>[s<S>], gap, bn, "
-        "dropout<P>, relu, leakyrelu, sigmoid, tanh, softmax, flatten")
+HELP = ("conv<OUT>x<K>[s<S>][d<D>][g<G>][p<P>|same], dwconv<K>[s<S>][p<P>|same], res<C>[s<S>], dense<N>, "
+        "maxpool<K>[s<S>], avgpool<K>[s<S>], gap, bn, ln, gn<G>, dropout<P>, relu, leakyrelu, sigmoid, tanh, "
+        "softmax, flatten")
 
 
 def is_spec(text):
@@ -82,29 +94,62 @@ def build_from_spec(spec, input_shape):
             made = _layer(tok, shape)
             if made is None:
                 raise _error(spec, tokens, i, "unknown token")
-            cls, args, kwargs = made
-            counts = config_parameters(cls.__name__, _config_of(cls, args, kwargs))
-            params += sum(counts) if counts else 0
+            params += sum(_count(cls, args, kwargs) for cls, args, kwargs in made)
             check_parameters(f"the model up to token {i + 1} ({tok!r})", params)
-            layer = cls(*args, **kwargs)
+            layers = [cls(*args, **kwargs) for cls, args, kwargs in made]
         except ConfigError as exc:
             if str(exc).startswith("bad model spec token"):
                 raise
             raise _error(spec, tokens, i, str(exc)) from None
-        try:
-            shape = tuple(layer.output_shape(shape))
-        except ShapeError as exc:
-            raise _error(spec, tokens, i, f"does not fit its input {shape}: {exc}") from None
-        elements += math.prod(shape)
-        try:
-            check_activations(f"the model up to token {i + 1} ({tok!r})", elements)
-        except ConfigError as exc:
-            raise _error(spec, tokens, i, str(exc)) from None
-        model.add(layer)
+        for layer in layers:
+            try:
+                elements += _elements(layer, shape)
+                shape = tuple(layer.output_shape(shape))
+            except ShapeError as exc:
+                raise _error(spec, tokens, i, f"does not fit its input {shape}: {exc}") from None
+            try:
+                check_activations(f"the model up to token {i + 1} ({tok!r})", elements)
+            except ConfigError as exc:
+                raise _error(spec, tokens, i, str(exc)) from None
+            model.add(layer)
     if not tokens or not len(model):
         raise ConfigError(f"empty model spec {spec!r}")
     model.build(input_shape)
     return model
+
+
+def _count(cls, args, kwargs):
+    """Parameters and buffer elements of the layer ``cls(*args, **kwargs)``, counted before it is built."""
+    if cls is Conv2D:                 # groups: each filter sees in_channels / groups channels
+        cin, cout, k = args
+        return cout * max(cin // max(kwargs.get("groups", 1), 1), 1) * k * k + cout
+    if cls is LayerNorm:
+        return 2 * math.prod(args[0])
+    if cls is GroupNorm:
+        return 2 * args[1]
+    if cls is basic_block:            # its layers, as the block builds them
+        (cin, cout), stride = args, kwargs["stride"]
+        parts = [(Conv2D, (cin, cout, 3), {}), (BatchNorm2D, (cout,), {}), (Conv2D, (cout, cout, 3), {}),
+                 (BatchNorm2D, (cout,), {})]
+        if stride != 1 or cin != cout:
+            parts += [(Conv2D, (cin, cout, 1), {}), (BatchNorm2D, (cout,), {})]
+        return sum(_count(*p) for p in parts)
+    counts = config_parameters(cls.__name__, _config_of(cls, args, kwargs))
+    return sum(counts) if counts else 0
+
+
+def _elements(layer, shape):
+    """Values per example of ``layer``'s output for an input of ``shape``, and of the outputs of the
+    layers inside it (a Residual's branches and their sum)."""
+    out = math.prod(layer.output_shape(shape))
+    if isinstance(layer, Residual):
+        branches = [layer.body] + ([] if layer.shortcut is None else [layer.shortcut])
+        for branch in branches:
+            s = shape
+            for sub in (branch.layers if hasattr(branch, "layers") else [branch]):
+                out += _elements(sub, s)
+                s = tuple(sub.output_shape(s))
+    return out
 
 
 def _config_of(cls, args, kwargs):
@@ -118,30 +163,56 @@ def _config_of(cls, args, kwargs):
     return {}
 
 
+def _image(shape, what):
+    if len(shape) != 3:
+        raise ConfigError(f"{what} needs (C, H, W) input, got {shape}")
+    return shape[0]
+
+
 def _layer(tok, shape):
-    """``(class, args, kwargs)`` of the layer a token stands for (None: an unknown token)."""
+    """``[(class, args, kwargs), ...]``: the layers a token stands for (None: an unknown token)."""
     m = _CONV.match(tok)
     if m:
-        if len(shape) != 3:
-            raise ConfigError(f"a convolution needs (C, H, W) input, got {shape}")
-        out, k, s, p, same = m.groups()
-        padding = "same" if same else int(p or 0)
-        return Conv2D, (shape[0], int(out), int(k)), {"stride": int(s or 1), "padding": padding}
+        cin = _image(shape, "a convolution")
+        out, k, s, d, g, p, same = m.groups()
+        kwargs = {"stride": int(s or 1), "padding": "same" if same else int(p or 0)}
+        if d:
+            kwargs["dilation"] = int(d)
+        if g:
+            kwargs["groups"] = int(g)
+        return [(Conv2D, (cin, int(out), int(k)), kwargs)]
+    m = _DWCONV.match(tok)
+    if m:
+        c = _image(shape, "a depthwise convolution")
+        k, s, p, same = m.groups()
+        return [(Conv2D, (c, c, int(k)), {"stride": int(s or 1), "padding": "same" if same else int(p or 0),
+                                          "groups": c})]
+    m = _RES.match(tok)
+    if m:
+        cin = _image(shape, "a residual block")
+        return [(basic_block, (cin, int(m.group(1))), {"stride": int(m.group(2) or 1)}), (ReLU, (), {})]
     m = _POOL.match(tok)
     if m:
         kind, k, s = m.groups()
         cls = MaxPool2D if kind == "max" else AvgPool2D
-        return cls, (int(k),), {"stride": int(s) if s else None}
+        return [(cls, (int(k),), {"stride": int(s) if s else None})]
     m = _DENSE.match(tok)
     if m:
         if len(shape) != 1:
             raise ConfigError(f"dense needs a flat input; put 'flatten' before it (input is {shape})")
-        return Dense, (shape[0], int(m.group(1))), {}
+        return [(Dense, (shape[0], int(m.group(1))), {})]
     m = _DROP.match(tok)
     if m:
-        return Dropout, (float(m.group(1)),), {}
+        return [(Dropout, (float(m.group(1)),), {})]
     if tok == "bn":
-        return (BatchNorm2D if len(shape) == 3 else BatchNorm1D), (shape[0],), {}
+        return [((BatchNorm2D if len(shape) == 3 else BatchNorm1D), (shape[0],), {})]
+    if tok == "ln":
+        return [(LayerNorm, (tuple(shape),), {})]
+    m = _GN.match(tok)
+    if m:
+        if len(shape) < 2:
+            raise ConfigError(f"gn needs (C, H, W) input, got {shape}")
+        return [(GroupNorm, (int(m.group(1)), shape[0]), {})]
     if tok in _SIMPLE:
-        return _SIMPLE[tok], (), {}
+        return [(_SIMPLE[tok], (), {})]
     return None

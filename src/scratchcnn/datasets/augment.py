@@ -11,6 +11,9 @@ repeatable), with a ``config()`` dict for saving and :func:`augment_from_config`
 - :class:`RandomShift` is a crop of the input's own size after padding by ``max_shift``:
   content moves by up to ``max_shift`` pixels in each direction, zeros fill the gap.
 - :class:`RandomHorizontalFlip` mirrors each sample left-right with probability ``p``.
+- :class:`RandomErasing` (Zhong et al., 2017) blanks a random rectangle of each sample with
+  probability ``p``: one boolean mask built by comparing row and column indices with each
+  sample's rectangle, so again no loop over samples.
 """
 import re
 
@@ -113,6 +116,48 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip(p={self.p})"
 
 
+class RandomErasing:
+    """With probability ``p`` per sample, set a random rectangle to ``value`` (PyTorch's
+    ``RandomErasing`` with its defaults): the rectangle covers a fraction ``scale = (lo, hi)`` of
+    the image area and has an aspect ratio (h / w) drawn log-uniformly from ``ratio``; a
+    rectangle that does not fit is not drawn again but clipped to the image."""
+
+    def __init__(self, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0.0):
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"RandomErasing: p must be in [0, 1], got {p!r}")
+        scale, ratio = tuple(float(v) for v in scale), tuple(float(v) for v in ratio)
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+            raise ConfigError(f"RandomErasing: scale must be (lo, hi) with 0 < lo <= hi <= 1, got {scale!r}")
+        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+            raise ConfigError(f"RandomErasing: ratio must be (lo, hi) with 0 < lo <= hi, got {ratio!r}")
+        self.p, self.scale, self.ratio, self.value = float(p), scale, ratio, float(value)
+
+    def __call__(self, x):
+        _check(x, type(self).__name__)
+        n, _, H, W = x.shape
+        rng = get_rng()
+        area = rng.uniform(*self.scale, size=n) * H * W
+        aspect = np.exp(rng.uniform(np.log(self.ratio[0]), np.log(self.ratio[1]), size=n))
+        h = np.clip(np.rint(np.sqrt(area * aspect)), 1, H).astype(np.int64)
+        w = np.clip(np.rint(np.sqrt(area / aspect)), 1, W).astype(np.int64)
+        top = (rng.random(n) * (H - h + 1)).astype(np.int64)
+        left = (rng.random(n) * (W - w + 1)).astype(np.int64)
+        erase = rng.random(n) < self.p
+        rows = np.arange(H)[None, :, None]                               # (1, H, 1)
+        cols = np.arange(W)[None, None, :]                               # (1, 1, W)
+        inside = ((rows >= top[:, None, None]) & (rows < (top + h)[:, None, None])
+                  & (cols >= left[:, None, None]) & (cols < (left + w)[:, None, None]))
+        mask = (inside & erase[:, None, None])[:, None]                  # (N, 1, H, W)
+        return np.where(mask, np.asarray(self.value, x.dtype), x)
+
+    def config(self):
+        return {"name": "RandomErasing", "p": self.p, "scale": list(self.scale), "ratio": list(self.ratio),
+                "value": self.value}
+
+    def __repr__(self):
+        return f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio}, value={self.value})"
+
+
 class Compose:
     """Apply ``transforms`` in order."""
 
@@ -132,7 +177,7 @@ class Compose:
 
 
 AUGMENTATIONS = {"RandomCrop": RandomCrop, "RandomShift": RandomShift,
-                 "RandomHorizontalFlip": RandomHorizontalFlip}
+                 "RandomHorizontalFlip": RandomHorizontalFlip, "RandomErasing": RandomErasing}
 
 
 def augment_from_config(config):
@@ -146,22 +191,28 @@ def augment_from_config(config):
     return AUGMENTATIONS[name](**config)
 
 
-_PART = re.compile(r"^(shift|crop|flip)(\d*)$")
+_PART = re.compile(r"^(shift|crop|flip|erase)(\d*)$")
 
 
 def augment_from_name(name):
     """A transform from a short name, as on the command line: ``shiftN`` (RandomShift(N)),
-    ``cropN`` (RandomCrop with padding N), ``flip`` (RandomHorizontalFlip(0.5)), joined
+    ``cropN`` (RandomCrop with padding N), ``flip`` (RandomHorizontalFlip(0.5)), ``erase``
+    (RandomErasing(0.5)) or ``eraseP`` (probability P percent, e.g. ``erase25``), joined
     with ``-`` or ``+``, e.g. ``"crop4-flip"``; ``"none"`` or ``""`` gives ``None``."""
     if name is None or str(name).strip().lower() in ("", "none"):
         return None
     parts = []
     for token in re.split(r"[-+,]", str(name).strip().lower()):
         m = _PART.match(token)
-        if not m or (m.group(1) == "flip" and m.group(2)):
-            raise ConfigError(f"unknown augmentation {token!r} in {name!r}: use shiftN, cropN or flip, "
+        if not m or (m.group(1) == "flip" and m.group(2)) or (m.group(1) == "erase" and m.group(2)
+                                                              and int(m.group(2)) > 100):
+            raise ConfigError(f"unknown augmentation {token!r} in {name!r}: use shiftN, cropN, flip or erase[P], "
                               f"joined with '-', e.g. crop4-flip")
-        kind, n = m.group(1), int(m.group(2) or 2)
+        kind = m.group(1)
+        if kind == "erase":
+            parts.append(RandomErasing(int(m.group(2)) / 100 if m.group(2) else 0.5))
+            continue
+        n = int(m.group(2) or 2)
         parts.append(RandomShift(n) if kind == "shift" else RandomCrop(padding=n) if kind == "crop"
                      else RandomHorizontalFlip(0.5))
     return parts[0] if len(parts) == 1 else Compose(parts)

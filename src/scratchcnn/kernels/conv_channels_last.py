@@ -7,6 +7,8 @@ row is ``(di, dj, c)``, so im2col is ``kh*kw`` block copies into a reused buffer
 ``cols @ W^T: (N*OH*OW, C_out)`` *is* the NHWC output, returned as an NCHW-shaped view (no
 transpose copy). For stride 1 the input gradient is a full convolution of the output
 gradient with the flipped kernel (no col2im scatter). Contract: :mod:`.conv_kernel`.
+A following ReLU can be applied per piece in cache (``fuse_relu_once``, as in
+:mod:`.conv_one_channel`).
 """
 from typing import NamedTuple
 
@@ -30,8 +32,13 @@ class ChannelsLastSaved(NamedTuple):
 class ChannelsLastConv(ConvKernel):
     """NHWC im2col + one product per piece of the batch (any kernel size, stride, padding)."""
 
+    #: one-shot request: the next forward also applies ReLU to its output, piece by piece
+    fuse_relu_once = False
+
     def forward(self, x, weight, bias, keep_for_backward):
-        """x: (N, C, H, W), any memory order -> y: (N, C_out, OH, OW), an NCHW view of NHWC memory."""
+        """x: (N, C, H, W), any memory order -> y: (N, C_out, OH, OW), an NCHW view of NHWC memory
+        (``max(y, 0)`` when ``fuse_relu_once`` was set; the flag is cleared)."""
+        relu, self.fuse_relu_once = self.fuse_relu_once, False
         n, c, h, w = x.shape
         t, b, l, r = self.pads
         kh, kw = self.kernel_size
@@ -64,6 +71,8 @@ class ChannelsLastConv(ConvKernel):
             ys = np.matmul(cols, w_rows.T, out=y[s * oh * ow:(s + m) * oh * ow])
             if bias is not None:
                 ys += bias                          # while the piece is in cache
+            if relu:
+                np.maximum(ys, 0, out=ys)
         saved = None
         if keep_for_backward:
             saved = ChannelsLastSaved(all_cols, (n,) + padded + (c,), (oh, ow), w_rows, bias is not None)

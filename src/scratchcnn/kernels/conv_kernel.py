@@ -23,6 +23,10 @@ built once per layer from the layer's fixed geometry and kept by the layer::
   buffers live in the kernel's :class:`~scratchcnn.kernels.workspace.Workspace` (what must
   survive until backward, or keeps a zero border) or in the shared workspace (scratch used
   only inside one call).
+* Optional one-shot requests, used by :mod:`scratchcnn.nn.fast_plan` to fuse a following ReLU:
+  a kernel with ``fuse_relu_once`` returns ``max(y, 0)`` from its next forward when the flag
+  is set, and clears it; one with ``relu_mask_once`` (set to the ReLU's output ``y``) multiplies
+  ``grad_y`` by ``y > 0`` in its next backward, and clears it.
 """
 from .im2col import conv_output_size
 from .workspace import Workspace

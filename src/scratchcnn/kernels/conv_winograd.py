@@ -10,6 +10,8 @@ transformed input ``V`` (16/36 of im2col's columns) is kept for backward. Backwa
 weight gradient from the kept ``V`` and the tiled output gradient (``dU[k] = V[k]^T dM[k]``),
 the input gradient as a Winograd "full" convolution of the output gradient, padded by
 ``2 - pad``, with the flipped, transposed kernel. Contract: :mod:`.conv_kernel`.
+A following ReLU can be applied per piece in cache (``fuse_relu_once``, as in
+:mod:`.conv_one_channel`).
 """
 import math
 from typing import NamedTuple
@@ -44,6 +46,9 @@ class WinogradSaved(NamedTuple):
 class WinogradConv(ConvKernel):
     """3x3, stride 1, padding <= 2: ``M[k] = V[k] @ U[k]`` for the 16 Winograd positions."""
 
+    #: one-shot request: the next forward also applies ReLU to its output, piece by piece
+    fuse_relu_once = False
+
     def __init__(self, kernel_size, stride, pads, in_channels, out_channels):
         super().__init__(kernel_size, stride, pads, in_channels, out_channels)
         if self.kernel_size != (3, 3) or self.stride != (1, 1) or max(self.pads) > 2:
@@ -51,7 +56,9 @@ class WinogradConv(ConvKernel):
                               f"not kernel {self.kernel_size}, stride {self.stride}, pads {self.pads}")
 
     def forward(self, x, weight, bias, keep_for_backward):
-        """x: (N, C, H, W), any memory order -> y: (N, C_out, OH, OW), an NCHW view of NHWC memory."""
+        """x: (N, C, H, W), any memory order -> y: (N, C_out, OH, OW), an NCHW view of NHWC memory
+        (``max(y, 0)`` when ``fuse_relu_once`` was set; the flag is cleared)."""
+        relu, self.fuse_relu_once = self.fuse_relu_once, False
         n, c, h, w = x.shape
         t, b, l, r = self.pads
         o = self.out_channels
@@ -70,6 +77,8 @@ class WinogradConv(ConvKernel):
             pad_nhwc(xh[s:s + m], self.pads, xp[:m])       # the border stays zero
             v_out = _piece_of_v(v_all, s, m, tt, c) if keep_for_backward else None
             winograd_conv_piece(xp[:m], u, y[s:s + m], shared_workspace, v_out=v_out, bias=bias)
+            if relu:
+                np.maximum(y[s:s + m], 0, out=y[s:s + m])       # contiguous, still in cache
         saved = None
         if keep_for_backward:
             saved = WinogradSaved(v_all, chunk, (h, w), (oh, ow), x.flags.c_contiguous, bias is not None)

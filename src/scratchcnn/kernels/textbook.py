@@ -7,7 +7,8 @@ scratchcnn has three kinds of implementation of each layer's maths, and one word
 * **the textbook path** -- a layer's own ``forward`` / ``backward`` methods: the plain,
   vectorised algorithm (for ``Conv2D``: im2col and one matrix product), the code a reader reads.
 * **fast kernels** -- :mod:`scratchcnn.kernels` (channels-last im2col, the one-channel
-  product, Winograd, tiled max-pool, BatchNorm on rows or planes): the same maths with less
+  product, Winograd, depthwise and grouped / dilated convolution, tiled max-pool, BatchNorm on
+  rows or planes): the same maths with less
   work or memory traffic. A layer picks one in a few lines when the textbook switch is off.
 
 ``with scratchcnn.textbook(): ...`` (or ``scratchcnn.use_textbook(True)``, or the command

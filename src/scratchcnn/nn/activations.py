@@ -1,5 +1,6 @@
 """Element-wise activations and Softmax. Each keeps what its derivative needs, as one named attribute;
-each ``forward`` / ``backward`` is the textbook path (no fast kernels here; loops in scratchcnn.nn.loops)."""
+each ``forward`` / ``backward`` is the textbook path (loops in scratchcnn.nn.loops; Sequential's fast plan
+may fuse a ReLU into the convolution before it or run it after a max-pool: scratchcnn.nn.fast_plan)."""
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -37,6 +38,17 @@ class ReLU(Module):
 
     def backward(self, grad_out):
         return np.multiply(grad_out, self._y > 0, dtype=grad_out.dtype)
+
+    def keep_output(self, y):
+        """Fast path: a fused kernel computed ``y = max(x, 0)`` (see ``Sequential.run_plan``); keep it as forward would."""
+        if is_grad_enabled():
+            self._y = y
+        return y
+
+    @property
+    def output(self):
+        """The output kept by the last forward pass with gradients on (backward's mask is ``output > 0``)."""
+        return self._y
 
     def _clear_cache(self):
         self._y = None

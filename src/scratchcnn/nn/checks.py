@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
+from ..kernels.im2col import normalize_padding, pair
 from .sizes import check_parameters
 
 
@@ -55,3 +56,23 @@ def float_dtype(who, dtype):
 def weights_fit(who, count, dtype):
     """Refuse, before they are drawn, weights that would not fit in memory (see :mod:`.sizes`)."""
     check_parameters(who, count, np.dtype(dtype).itemsize)
+
+
+def conv_arguments(who, in_channels, out_channels, kernel_size, stride, padding, dilation, groups):
+    """Conv2D's geometry, checked: ``(in_channels, out_channels, kernel_size, stride, padding,
+    pads, dilation, groups)`` with the pairs as tuples, ``padding`` as given (a string) or a
+    pair, and ``pads`` as ``(top, bottom, left, right)``. ``groups`` must divide both channel
+    counts (PyTorch's rule); kernel_size, stride and dilation must be >= 1."""
+    cin, cout = positive_int(who, "in_channels", in_channels), positive_int(who, "out_channels", out_channels)
+    pairs = {}
+    for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+        pairs[name] = pair(value, f"{who} {name}")
+        if min(pairs[name]) < 1:
+            raise ConfigError(f"{who}: {name} must be >= 1, got {value!r}")
+    groups = positive_int(who, "groups", groups)
+    if cin % groups or cout % groups:
+        raise ConfigError(f"{who}: groups={groups} must divide in_channels ({cin}) and out_channels ({cout}); "
+                          f"depthwise convolution is groups=in_channels")
+    padding = padding if isinstance(padding, str) else pair(padding, f"{who} padding")
+    pads = normalize_padding(padding, pairs["kernel_size"], pairs["stride"], who, pairs["dilation"])
+    return cin, cout, pairs["kernel_size"], pairs["stride"], padding, pads, pairs["dilation"], groups

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..errors import ShapeError
+from ..kernels import dense_blocks, textbook_enabled
 from .checks import flag, float_dtype, positive_int, weights_fit
 from .init import init_bias, init_weight
 from .module import Module, Parameter, is_grad_enabled
@@ -9,7 +10,8 @@ from .module import Module, Parameter, is_grad_enabled
 
 class Dense(Module):
     """``Dense(in_features, out_features, bias=True, init="he")``, PyTorch's ``Linear``: a fully connected
-    layer. ``forward`` / ``backward`` are its textbook path (one matrix product each).
+    layer. ``forward`` / ``backward`` are its textbook path (one matrix product each); wide layers (2,048
+    inputs or more) run backward's products with the fast kernel ``dense_blocks`` (the same products, cut).
 
     Shape: x: (N, in_features) float32 -> y: (N, out_features) float32 (float64 after ``.to(np.float64)``);
         weight W: (out_features, in_features), bias b: (out_features,), PyTorch's names and shapes.
@@ -75,13 +77,14 @@ class Dense(Module):
         return y
 
     def backward(self, grad_out):
+        wide = not textbook_enabled() and dense_blocks.applies(self._x, self.weight.data)   # the fast kernel
         if self.weight.requires_grad:
-            self.weight.grad += grad_out.T @ self._x
+            self.weight.grad += dense_blocks.weight_grad(grad_out, self._x) if wide else grad_out.T @ self._x
         if self.use_bias and self.bias.requires_grad:
             self.bias.grad += grad_out.sum(axis=0)
         if not self.needs_input_grad:
             return None
-        return grad_out @ self.weight.data
+        return dense_blocks.input_grad(grad_out, self.weight.data) if wide else grad_out @ self.weight.data
 
     def _clear_cache(self):
         self._x = None

@@ -9,7 +9,8 @@ to (tests/test_layers.py, tests/test_fast_paths.py). Shapes follow the layers' d
 
 Each function and the layer it checks:
 
-* :func:`conv2d_forward`, :func:`conv2d_backward` -- :class:`scratchcnn.nn.Conv2D`
+* :func:`conv2d_forward`, :func:`conv2d_backward` -- :class:`scratchcnn.nn.Conv2D` (stride, padding,
+  dilation, groups)
 * :func:`maxpool2d_forward_backward` -- :class:`scratchcnn.nn.MaxPool2D`
 * :func:`avgpool2d_forward_backward` -- :class:`scratchcnn.nn.AvgPool2D`
 * :func:`global_avgpool2d_forward_backward` -- :class:`scratchcnn.nn.GlobalAvgPool2D`
@@ -21,8 +22,11 @@ Each function and the layer it checks:
   :class:`scratchcnn.nn.Sigmoid`, :class:`scratchcnn.nn.Tanh`
 * :func:`softmax_forward_backward` -- :class:`scratchcnn.nn.Softmax`
 * :func:`softmax_cross_entropy` -- :class:`scratchcnn.CrossEntropyLoss`
+* :func:`layernorm_forward_backward` -- :class:`scratchcnn.nn.LayerNorm`
+* :func:`groupnorm_forward_backward` -- :class:`scratchcnn.nn.GroupNorm`
 
-Flatten (a reshape) and Dropout (a random mask; identity in eval) have no loop.
+Flatten (a reshape) and Dropout (a random mask; identity in eval) have no loop; nor has Residual,
+a sum of two branches, which tests/test_residual.py checks against the branches run apart.
 """
 import math
 
@@ -34,31 +38,43 @@ def _pad(x, pads, value=0.0):
     return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
 
 
-def conv2d_forward(x, w, b, stride, pads):
-    """y[n, o, i, j] = b[o] + sum_{c, di, dj} w[o, c, di, dj] * xp[n, c, i*sh + di, j*sw + dj].
+def _conv_patch(ni, oi, i, j, w_shape, stride, dilation, groups):
+    """The index in ``xp`` of output ``(ni, oi, i, j)``'s receptive field: the C_in/G channels of
+    output channel ``oi``'s group, rows ``i*sh + di*dh`` and columns ``j*sw + dj*dw``."""
+    o, cg, kh, kw = w_shape
+    (sh, sw), (dh, dw) = stride, dilation
+    g = oi // (o // groups)                                        # the group of output channel oi
+    return (ni, slice(g * cg, (g + 1) * cg), slice(i * sh, i * sh + dh * (kh - 1) + 1, dh),
+            slice(j * sw, j * sw + dw * (kw - 1) + 1, dw))
+
+
+def conv2d_forward(x, w, b, stride, pads, dilation=(1, 1), groups=1):
+    """y[n, o, i, j] = b[o] + sum_{c, di, dj} w[o, c, di, dj] * xp[n, g*C_in/G + c, i*sh + di*dh, j*sw + dj*dw],
+    ``g = o // (C_out/G)`` the group of output channel o (w: (C_out, C_in/G, kh, kw)).
     Checks :class:`scratchcnn.nn.Conv2D` (forward)."""
     xp = _pad(x, pads)
     n, c, hp, wp = xp.shape
-    o, _, kh, kw = w.shape
-    sh, sw = stride
-    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    o, cg, kh, kw = w.shape
+    assert cg * groups == c and o % groups == 0, "w must be (C_out, C_in/groups, kh, kw)"
+    (sh, sw), (dh, dw) = stride, dilation
+    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
     y = np.zeros((n, o, oh, ow), dtype=np.float64)
     for ni in range(n):
         for oi in range(o):
             for i in range(oh):
                 for j in range(ow):
-                    patch = xp[ni, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    patch = xp[_conv_patch(ni, oi, i, j, w.shape, stride, dilation, groups)]
                     y[ni, oi, i, j] = np.sum(patch * w[oi]) + (b[oi] if b is not None else 0.0)
     return y
 
 
-def conv2d_backward(x, w, grad_out, stride, pads):
-    """(dx, dw, db): every output element adds ``dy * w`` to its input patch and ``dy * patch`` to dw.
-    Checks :class:`scratchcnn.nn.Conv2D` (backward)."""
+def conv2d_backward(x, w, grad_out, stride, pads, dilation=(1, 1), groups=1):
+    """(dx, dw, db): every output element adds ``dy * w`` to its input patch (the dilated taps of
+    its group's channels) and ``dy * patch`` to dw. Checks :class:`scratchcnn.nn.Conv2D` (backward)."""
     xp = _pad(x, pads)
     n, c, hp, wp = xp.shape
-    o, _, kh, kw = w.shape
-    sh, sw = stride
+    o, cg, kh, kw = w.shape
+    assert cg * groups == c and o % groups == 0, "w must be (C_out, C_in/groups, kh, kw)"
     oh, ow = grad_out.shape[2:]
     dxp = np.zeros(xp.shape)
     dw = np.zeros(w.shape)
@@ -67,8 +83,9 @@ def conv2d_backward(x, w, grad_out, stride, pads):
             for i in range(oh):
                 for j in range(ow):
                     g = grad_out[ni, oi, i, j]
-                    dxp[ni, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += g * w[oi]
-                    dw[oi] += g * xp[ni, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    patch = _conv_patch(ni, oi, i, j, w.shape, stride, dilation, groups)
+                    dxp[patch] += g * w[oi]
+                    dw[oi] += g * xp[patch]
     t, b, l, r = pads
     dx = dxp[:, :, t:hp - b, l:wp - r]
     return dx, dw, grad_out.sum(axis=(0, 2, 3))
@@ -268,3 +285,68 @@ def softmax_cross_entropy(logits, labels):
         for j in range(k):
             grad[i, j] = (exps[j] / s - (1.0 if j == labels[i] else 0.0)) / n
     return total / n, grad
+
+
+def _normalize_one_group(values, gammas, betas, grads, eps):
+    """One normalisation group, scalar by scalar: ``values`` the group's x (a list of floats), ``gammas``,
+    ``betas`` the weight and bias of each value, ``grads`` dy. Returns (y, dx, dgamma, dbeta) as lists,
+    one entry per value. Backward by the chain rule through the mean and the variance, as
+    :func:`batchnorm_train_forward_backward`: ``dvar = sum(dxhat (x - mean)) * -1/2 (var + eps)^-3/2``,
+    ``dmean = -sum(dxhat) invstd + dvar * sum(-2 (x - mean)) / m``, ``dx = dxhat invstd + dvar 2 (x - mean) / m
+    + dmean / m``: equal to the layers' closed form ``invstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))``."""
+    m = len(values)
+    mean = sum(values) / m
+    var = sum((v - mean) ** 2 for v in values) / m
+    invstd = 1.0 / math.sqrt(var + eps)
+    xhat = [(v - mean) * invstd for v in values]
+    y = [g * h + b for g, h, b in zip(gammas, xhat, betas)]
+    dxhat = [dy * g for dy, g in zip(grads, gammas)]
+    dvar = sum(d * (v - mean) for d, v in zip(dxhat, values)) * -0.5 * (var + eps) ** -1.5
+    dmean = -sum(dxhat) * invstd + dvar * sum(-2 * (v - mean) for v in values) / m
+    dx = [d * invstd + dvar * 2 * (v - mean) / m + dmean / m for d, v in zip(dxhat, values)]
+    return y, dx, [dy * h for dy, h in zip(grads, xhat)], list(grads)
+
+
+def layernorm_forward_backward(x, normalized_ndim, gamma, beta, eps, grad_out):
+    """(y, dx, dgamma, dbeta) of a LayerNorm over the last ``normalized_ndim`` axes of x: for each index
+    of the leading axes, its trailing block of values is one group (:func:`_normalize_one_group`), with
+    ``gamma[j]``, ``beta[j]`` at trailing position j (None for ``elementwise_affine=False``: 1 and 0, and
+    dgamma, dbeta are None). Checks :class:`scratchcnn.nn.LayerNorm`."""
+    lead, trail = x.shape[:x.ndim - normalized_ndim], x.shape[x.ndim - normalized_ndim:]
+    y, dx = np.zeros(x.shape), np.zeros(x.shape)
+    dgamma, dbeta = np.zeros(trail), np.zeros(trail)
+    positions = list(np.ndindex(*trail))
+    gammas = [1.0 if gamma is None else float(gamma[j]) for j in positions]
+    betas = [0.0 if beta is None else float(beta[j]) for j in positions]
+    for i in np.ndindex(*lead):
+        values = [float(x[i + j]) for j in positions]
+        grads = [float(grad_out[i + j]) for j in positions]
+        yg, dxg, dgg, dbg = _normalize_one_group(values, gammas, betas, grads, eps)
+        for k, j in enumerate(positions):
+            y[i + j], dx[i + j] = yg[k], dxg[k]
+            dgamma[j] += dgg[k]
+            dbeta[j] += dbg[k]
+    return (y, dx) + ((dgamma, dbeta) if gamma is not None else (None, None))
+
+
+def groupnorm_forward_backward(x, num_groups, gamma, beta, eps, grad_out):
+    """(y, dx, dgamma, dbeta) of a GroupNorm of x: (N, C, *): for each example n and group g, the values
+    of channels g*C/G .. (g+1)*C/G - 1 at every position of * are one group (:func:`_normalize_one_group`),
+    with ``gamma[c]``, ``beta[c]`` of each value's channel c (None for ``affine=False``: 1 and 0, and
+    dgamma, dbeta are None). Checks :class:`scratchcnn.nn.GroupNorm`."""
+    n, c = x.shape[:2]
+    per = c // num_groups
+    y, dx = np.zeros(x.shape), np.zeros(x.shape)
+    dgamma, dbeta = np.zeros(c), np.zeros(c)
+    for ni in range(n):
+        for g in range(num_groups):
+            where = [(ni, ci) + s for ci in range(g * per, (g + 1) * per) for s in np.ndindex(*x.shape[2:])]
+            gammas = [1.0 if gamma is None else float(gamma[w[1]]) for w in where]
+            betas = [0.0 if beta is None else float(beta[w[1]]) for w in where]
+            yg, dxg, dgg, dbg = _normalize_one_group([float(x[w]) for w in where], gammas, betas,
+                                                     [float(grad_out[w]) for w in where], eps)
+            for k, w in enumerate(where):
+                y[w], dx[w] = yg[k], dxg[k]
+                dgamma[w[1]] += dgg[k]
+                dbeta[w[1]] += dbg[k]
+    return (y, dx) + ((dgamma, dbeta) if gamma is not None else (None, None))

@@ -2,7 +2,9 @@
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .module import Module
+from ..kernels import textbook_enabled
+from . import fast_plan
+from .module import Module, is_grad_enabled
 
 
 class Sequential(Module):
@@ -17,6 +19,7 @@ class Sequential(Module):
     This is the pure container of the layer floor. ``scratchcnn.Sequential``
     (:class:`scratchcnn.model.Sequential`) is the same container with the Keras-style
     training API on top: ``fit``, ``evaluate``, ``predict``, ``summary``, ``save``.
+    Its fast path runs the same layers in a slightly different plan (:meth:`run_plan`).
     """
 
     def __init__(self, *layers, input_shape=None):
@@ -37,7 +40,7 @@ class Sequential(Module):
         self._modules[str(len(self._modules))] = layer
         self._checked_shape = None
         for i, m in enumerate(self._modules.values()):
-            m.needs_input_grad = i > 0 or self.needs_input_grad_first
+            set_needs_input_grad(m, i > 0 or self.needs_input_grad_first)
         return self
 
     needs_input_grad_first = False
@@ -101,19 +104,34 @@ class Sequential(Module):
             self.build(x.shape[1:])
 
     # ---- maths --------------------------------------------------------
+    def run_plan(self):
+        """The steps ``forward`` takes, ``(index, layer, fused_relu)`` each: under :func:`~scratchcnn.textbook`
+        the layers in order; otherwise the fast path's exact rewrites of :mod:`scratchcnn.nn.fast_plan`
+        (a ReLU before a MaxPool2D runs after it; a ReLU after a Conv2D is fused into its kernel)."""
+        layers = tuple(self._modules.values())
+        if textbook_enabled():
+            return fast_plan.textbook_plan(layers)
+        if self.__dict__.get("_plan_key") != layers:
+            self._plan_key, self._plan = layers, fast_plan.plan(layers)
+        return self._plan
+
     def forward(self, x):
         # For an input shape build() has already checked, every layer's input shape is known to
         # fit: call its forward directly, seeing only to the dtype it computes in (what layer(x)
         # would also do). Otherwise layer(x) checks and converts the input itself.
         checked = (isinstance(x, np.ndarray) and x.dtype.kind == "f" and self._checked_shape is not None
                    and x.shape[1:] == self._checked_shape)
-        for i, layer in enumerate(self._modules.values()):
+        plan = self.run_plan() if checked else fast_plan.textbook_plan(self._modules.values())
+        if is_grad_enabled():
+            self._ran = plan                    # backward retraces these steps
+        for step in plan:
+            i, layer = step[:2]
             try:
                 if checked:
                     dtype = layer.dtype
                     if dtype is not None and x.dtype != dtype:
                         x = x.astype(dtype)
-                    x = layer.forward(x)
+                    x = layer.forward(x) if step[2] is None else fast_plan.forward(step, x)
                 else:
                     x = layer(x)
             except ShapeError as exc:
@@ -121,10 +139,11 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out):
-        """Backward through the layers in reverse; returns d loss / d input (None when the first
-        layer skips it, the default)."""
-        for layer in reversed(self.layers):
-            grad_out = layer.backward(grad_out)
+        """Backward through the layers in reverse (of the steps the last forward took); returns
+        d loss / d input (None when the first layer skips it, the default)."""
+        plan = self.__dict__.get("_ran") or fast_plan.textbook_plan(self._modules.values())
+        for step in reversed(plan):
+            grad_out = step[1].backward(grad_out) if step[2] is None else fast_plan.backward(step, grad_out)
             if grad_out is None:
                 break
         return grad_out
@@ -132,6 +151,16 @@ class Sequential(Module):
     def config(self):
         return {"layers": [{"class": type(l).__name__, "config": l.config()} for l in self.layers],
                 "input_shape": list(self.input_shape) if self.input_shape else None}
+
+
+def set_needs_input_grad(module, value):
+    """Whether ``module`` computes d input; a nested Sequential hands it down to its first layer
+    (recursively), so a container inside a container passes the gradient on."""
+    module.needs_input_grad = value
+    if isinstance(module, Sequential):
+        module.needs_input_grad_first = value
+        if len(module):
+            set_needs_input_grad(module[0], value)
 
 
 def _shape(input_shape):

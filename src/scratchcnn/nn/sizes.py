@@ -88,7 +88,8 @@ def config_parameters(name, config):
         cin, cout, k = (_int(config.get("in_channels")), _int(config.get("out_channels")), _pair(config.get("kernel_size")))
         if None in (cin, cout, k):
             return None
-        return cin * cout * k[0] * k[1] + (cout if config.get("bias", True) else 0), 0
+        groups = _int(config.get("groups", 1)) or 1       # weight (C_out, C_in/groups, kh, kw); unreadable: 1
+        return cin // groups * cout * k[0] * k[1] + (cout if config.get("bias", True) else 0), 0
     if name == "Dense":
         fin, fout = _int(config.get("in_features")), _int(config.get("out_features"))
         if None in (fin, fout):
@@ -97,6 +98,13 @@ def config_parameters(name, config):
     if name in ("BatchNorm1D", "BatchNorm2D"):
         nf = _int(config.get("num_features"))
         return None if nf is None else ((2 * nf if config.get("affine", True) else 0), 2 * nf + 1)
+    if name == "LayerNorm":
+        dims = config.get("normalized_shape")
+        sizes = [_int(d) for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
+        return None if None in sizes else ((2 * math.prod(sizes) if config.get("elementwise_affine", True) else 0), 0)
+    if name == "GroupNorm":
+        c = _int(config.get("num_channels"))
+        return None if c is None else ((2 * c if config.get("affine", True) else 0), 0)
     if name == "Sequential":
         counts = [config_parameters(sub.get("class"), sub.get("config", {})) if isinstance(sub, dict) else None
                   for sub in config.get("layers") or []]
@@ -113,11 +121,11 @@ def config_output_shape(name, config, shape):
     if name in ("Conv2D", "MaxPool2D", "AvgPool2D"):
         if len(shape) != 3:
             return None
-        k = _pair(config.get("kernel_size"))
-        s = _pair(config.get("stride") or config.get("kernel_size"))
-        pad = config.get("padding", 0)
-        if k is None or s is None or min(k) < 1 or min(s) < 1:
+        k, s = _pair(config.get("kernel_size")), _pair(config.get("stride") or config.get("kernel_size"))
+        d, pad = _pair(config.get("dilation", 1)) if name == "Conv2D" else (1, 1), config.get("padding", 0)
+        if k is None or s is None or d is None or min(k) < 1 or min(s) < 1 or min(d) < 1:
             return None
+        k = (d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1)      # the span of a dilated kernel
         if isinstance(pad, str):
             p = ((k[0] - 1), (k[1] - 1)) if pad.lower() == "same" else (0, 0)
         else:
@@ -135,7 +143,8 @@ def config_output_shape(name, config, shape):
         return (math.prod(shape),)
     if name == "GlobalAvgPool2D":
         return (shape[0],) if len(shape) == 3 else None
-    if name in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1D", "BatchNorm2D"):
+    if name in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1D", "BatchNorm2D",
+                "LayerNorm", "GroupNorm"):
         return shape
     return None
 

@@ -18,7 +18,7 @@ from ...errors import ModelFileError
 from ...nn.module import no_grad
 from . import pictures
 
-FEATURE_LAYERS = ("Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D")
+FEATURE_LAYERS = ("Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Residual")   # a block: its output
 
 
 def default_preprocessing(input_shape):
@@ -56,6 +56,8 @@ class ModelService:
         self.metadata = dict(getattr(model, "metadata", None) or {})
         self.input_shape = tuple(int(d) for d in model.input_shape)
         self.num_classes = int(np.prod(model.output_shape(self.input_shape)))
+        if self.num_classes == 1:       # one sigmoid output: a two-class model (predict_proba gives [1 - p, p])
+            self.num_classes = 2
         names = self.metadata.get("class_names")
         if not isinstance(names, list) or len(names) != self.num_classes:
             names = [str(k) for k in range(self.num_classes)]
@@ -111,6 +113,8 @@ class ModelService:
         for index, name, a in acts:
             layer = self.model.layers[index]
             a = np.asarray(a)[0]
+            if a.ndim not in (1, 3):            # e.g. a residual block of Dense layers: no maps
+                continue
             image, shown = pictures.feature_map_grid(a, max_maps=max_maps)
             layers.append({"index": int(index), "name": str(name), "layer": repr(layer),
                            "shape": [int(d) for d in a.shape], "shown": shown, "image": image})
@@ -169,21 +173,25 @@ class ModelService:
         return {"image": image, "shape": [int(d) for d in w.shape], "shown": shown}
 
     def summary(self):
-        """Layers (index, description, type, output shape, parameters, multiply-adds), totals and
-        the text table of ``model.summary()``."""
+        """Layers (index, name, depth, description, type, output shape, parameters, multiply-adds),
+        totals and the text table of ``model.summary()``. The layers inside a container (a Residual
+        block) follow its row, with ``depth`` > 0, ``name`` their state_dict prefix (``"3.body.0"``)
+        and ``index`` the index of the model's layer holding them; the totals count each layer once."""
+        from ...summary import label, layer_rows
         with self.locked() as model:
-            shape, rows = self.input_shape, []
-            for i, layer in enumerate(model.layers):
-                out = tuple(layer.output_shape(shape))
-                rows.append({"index": i, "type": type(layer).__name__, "layer": repr(layer),
-                             "output_shape": list(out), "params": layer.num_parameters(),
-                             "macs": int(layer.macs(shape))})
-                shape = out
+            rows = []
+            for r in layer_rows(model, self.input_shape):
+                rows.append({"index": int(r["name"].split(".")[0]), "name": r["name"], "depth": r["depth"],
+                             "type": type(r["layer"]).__name__,
+                             "layer": label(r["layer"]),
+                             "output_shape": list(r["output_shape"]), "params": int(r["params"]),
+                             "macs": int(r["macs"])})
             text = model.summary(print_fn=None)
             total = model.num_parameters()
             trainable = model.num_parameters(trainable_only=True)
         return {"input_shape": list(self.input_shape), "layers": rows, "total_params": total,
-                "trainable_params": trainable, "macs": sum(r["macs"] for r in rows), "text": text}
+                "trainable_params": trainable, "macs": sum(r["macs"] for r in rows if r["depth"] == 0),
+                "text": text}
 
     def info(self):
         """What the page needs first: data set, classes, input shape, whether to show a canvas."""

@@ -185,8 +185,11 @@ function showSummary(s) {
   for (const h of ["#", "layer", "output shape", "parameters"]) head.append(el("th", {}, h));
   t.append(head);
   for (const r of s.layers) {
-    const tr = el("tr");
-    tr.append(el("td", {}, r.index), el("td", {}, r.layer), el("td", {}, `(${r.output_shape.join(", ")})`),
+    const depth = r.depth || 0;                     // layers inside a residual block: indented under it
+    const tr = el("tr", depth ? { class: "nested" } : {});
+    const name = el("td", {}, r.layer);
+    if (depth) name.style.paddingLeft = `${0.6 + 1.2 * depth}rem`;
+    tr.append(el("td", {}, r.name ?? r.index), name, el("td", {}, `(${r.output_shape.join(", ")})`),
               el("td", { class: "num" }, r.params.toLocaleString()));
     t.append(tr);
   }

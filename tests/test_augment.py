@@ -108,3 +108,31 @@ def test_fit_with_augmentation(rng):
                           input_shape=(1, 8, 8))
     hist = model.fit(x, y, epochs=2, batch_size=8, augment=augment_from_name("shift1-flip"), verbose=0)
     assert len(hist.history["loss"]) == 2 and np.isfinite(hist.history["loss"]).all()
+
+
+def test_random_erasing():
+    """Each erased sample has one rectangle of zeros covering 2-33% of it (clipped to the image),
+    the rest untouched; p=0 changes nothing; the name and the config rebuild it; bad arguments are
+    ConfigErrors naming the argument."""
+    from scratchcnn.datasets.augment import RandomErasing
+    sc.manual_seed(3)
+    x = np.ones((200, 2, 16, 12), np.float32)
+    out = RandomErasing(p=1.0)(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    zero = out == 0
+    np.testing.assert_array_equal(zero[:, 0], zero[:, 1])                 # the same rectangle on every channel
+    frac = zero[:, 0].mean(axis=(1, 2))
+    assert (frac > 0).all() and frac.max() <= 0.45                         # rounding and clipping on 16x12
+    rows, cols = zero[:, 0].any(axis=2), zero[:, 0].any(axis=1)            # a rectangle: rows x cols exactly
+    np.testing.assert_array_equal(zero[:, 0], rows[:, :, None] & cols[:, None, :])
+    np.testing.assert_array_equal(RandomErasing(p=0.0)(x), x)
+    half = RandomErasing(p=0.5)(x)
+    assert 60 < (half == 0).any(axis=(1, 2, 3)).sum() < 140
+    aug = augment_from_name("shift2-erase25")
+    assert aug.transforms[1].p == 0.25 and augment_from_config(aug.config()).config() == aug.config()
+    for kwargs, what in [({"p": 1.5}, "p"), ({"scale": (0.5, 0.1)}, "scale"), ({"ratio": "wide"}, "ratio"),
+                         ({"value": float("nan")}, "value")]:
+        with pytest.raises(sc.ConfigError, match=what):
+            RandomErasing(**kwargs)
+    with pytest.raises(sc.ConfigError, match="erase"):
+        augment_from_name("erase150")

@@ -18,7 +18,7 @@ One reader per format returns the raw arrays (:class:`RawData`): :func:`read_ima
 
     >>> data = load_data("pets/", image_size=32, val_split=0.1)   # pets/cat/*.jpg, pets/dog/*.png
 """
-from .augment import (Compose, RandomCrop, RandomHorizontalFlip, RandomShift, augment_from_config,
+from .augment import (Compose, RandomCrop, RandomErasing, RandomHorizontalFlip, RandomShift, augment_from_config,
                       augment_from_name)
 from .arrays import RawData
 from .files import FORMATS, describe, detect_format, load_data
@@ -29,7 +29,7 @@ from .registry import DATASETS, available_datasets
 from .sources import CHECKSUMS, MIRRORS, cache_dir
 
 __all__ = ["CHECKSUMS", "Compose", "DATASETS", "Dataset", "FORMATS", "MIRRORS", "RandomCrop",
-           "RandomHorizontalFlip", "RandomShift", "RawData", "augment_from_config", "augment_from_name",
+           "RandomErasing", "RandomHorizontalFlip", "RandomShift", "RawData", "augment_from_config", "augment_from_name",
            "available_datasets", "build_dataset", "cache_dir", "describe", "detect_format", "load_data",
            "load_dataset", "read_csv", "read_hdf5", "read_idx_dataset", "read_image_folder", "read_mnist_pickle",
            "read_npz"]

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConfigError, ShapeError
+from ..optim import check_number
 from ..random import get_rng
 
 
@@ -100,9 +101,7 @@ class RandomHorizontalFlip:
     """Mirror each sample left-right (along W) with probability ``p``."""
 
     def __init__(self, p=0.5):
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"RandomHorizontalFlip: p must be in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = check_number("RandomHorizontalFlip", "p", p, low=0, high=1)
 
     def __call__(self, x):
         _check(x, type(self).__name__)
@@ -123,14 +122,10 @@ class RandomErasing:
     rectangle that does not fit is not drawn again but clipped to the image."""
 
     def __init__(self, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0.0):
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"RandomErasing: p must be in [0, 1], got {p!r}")
-        scale, ratio = tuple(float(v) for v in scale), tuple(float(v) for v in ratio)
-        if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
-            raise ConfigError(f"RandomErasing: scale must be (lo, hi) with 0 < lo <= hi <= 1, got {scale!r}")
-        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
-            raise ConfigError(f"RandomErasing: ratio must be (lo, hi) with 0 < lo <= hi, got {ratio!r}")
-        self.p, self.scale, self.ratio, self.value = float(p), scale, ratio, float(value)
+        p = check_number("RandomErasing", "p", p, low=0, high=1)
+        value = check_number("RandomErasing", "value", value)
+        scale, ratio = _range("scale", scale, high=1), _range("ratio", ratio)
+        self.p, self.scale, self.ratio, self.value = p, scale, ratio, value
 
     def __call__(self, x):
         _check(x, type(self).__name__)
@@ -156,6 +151,16 @@ class RandomErasing:
 
     def __repr__(self):
         return f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio}, value={self.value})"
+
+
+def _range(name, pair, high=None):
+    """RandomErasing's ``(lo, hi)`` with ``0 < lo <= hi`` (``<= high``), else ConfigError."""
+    if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+        raise ConfigError(f"RandomErasing: {name} must be a pair (lo, hi), got {pair!r}")
+    lo, hi = (check_number("RandomErasing", name, v, low=0, low_open=True, high=high) for v in pair)
+    if lo > hi:
+        raise ConfigError(f"RandomErasing: {name} must be (lo, hi) with lo <= hi, got {pair!r}")
+    return lo, hi
 
 
 class Compose:

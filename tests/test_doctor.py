@@ -67,6 +67,7 @@ def test_inputs_divided_by_255_twice_fail_input_scale(digits):
     assert f.status == "fail" and "twice" in f.message
     assert f.evidence["max"] == pytest.approx(1 / 255, rel=1e-3)
     assert run("seed-c", x, y, checks=["input-scale"])["input-scale"].status == "ok"
+    assert run("seed-c", x, y, checks="input-scale")["input-scale"].status == "ok"      # one name as a string
     assert run("seed-c", x * 255, y, checks=["input-scale"])["input-scale"].status == "warn"      # raw 0..255
     blank = run("seed-c", np.zeros_like(x), y, checks=["input-scale"])["input-scale"]
     assert blank.status == "fail" and "zero" in blank.message

@@ -111,3 +111,11 @@ def test_a_probability_target_row_with_one_nan_is_named():
                  lambda: sc.CrossEntropyLoss()(np.zeros((3, 2)), y)):
         with pytest.raises(sc.LabelError, match="target 1 is not a finite number"):
             call()
+
+
+def test_an_int_too_large_for_a_float_is_a_config_error():
+    """math.isfinite raises OverflowError on such an int: the number checks catch it."""
+    with pytest.raises(sc.ConfigError, match="Dropout: p"):
+        sc.Dropout(10 ** 400)
+    with pytest.raises(sc.ConfigError, match="SGD: lr"):
+        sc.optim.SGD(sc.Dense(2, 2).parameters(), lr=10 ** 400)

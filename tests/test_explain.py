@@ -173,3 +173,22 @@ def test_explain_endpoint_without_a_conv_layer_has_no_grad_cam():
     with TestClient(create_app(model)) as c:
         r = c.post("/api/explain", files={"file": ("x.png", _png(), "image/png")}).json()
     assert r["grad_cam"] is None and r["saliency"]["image"].startswith("data:image/png")
+
+
+def test_explain_a_one_output_two_class_model():
+    """A sigmoid model (one output): two probabilities [1 - s(z), s(z)], the predicted class from the
+    sign of the logit, and class 0's saliency the negative of class 1's (its score is -z)."""
+    sc.manual_seed(0)
+    model = sc.Sequential(sc.Conv2D(1, 4, 3, padding=1), sc.ReLU(), sc.Flatten(), sc.Dense(4 * 6 * 6, 1),
+                          input_shape=(1, 6, 6))
+    x = np.random.default_rng(1).random((1, 6, 6)).astype(np.float32)
+    with sc.no_grad():
+        z = float(model(x[None])[0, 0])
+    one = explain(model, x, cls=1)
+    zero = explain(model, x, cls=0)
+    p1 = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(one["probabilities"], [1 - p1, p1], rtol=1e-6)
+    assert explain(model, x)["class"] == int(z > 0)
+    np.testing.assert_allclose(zero["input_grad"], -one["input_grad"], rtol=1e-6, atol=1e-9)
+    with pytest.raises(sc.ConfigError, match="out of range for 2 classes"):
+        explain(model, x, cls=2)

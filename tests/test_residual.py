@@ -540,3 +540,22 @@ def test_nested_plain_sequential_passes_the_gradient_on():
         m.backward(np.ones_like(out))
     np.testing.assert_allclose(nested[0].weight.grad, flat[0].weight.grad, rtol=1e-5, atol=1e-6)
     assert np.abs(flat[0].weight.grad).sum() > 0
+
+
+def test_memory_estimates_open_residual_blocks():
+    """nn/sizes counts a block's parameters and the outputs inside it from its config, as from the
+    built block: the checks before building (spec, model files) and before training agree."""
+    from scratchcnn.nn import basic_block
+    from scratchcnn.nn.sizes import activation_elements, config_output_shape, config_parameters
+    block = basic_block(64, 128, 2)
+    params, buffers = config_parameters("Residual", block.config())
+    assert params == block.num_parameters() and buffers == sum(b.size for _, b in block.named_buffers())
+    assert config_output_shape("Residual", block.config(), (64, 14, 14)) == (128, 7, 7)
+    inside = 5 + 2                                 # body: conv, bn, relu, conv, bn; shortcut: conv, bn
+    expected = 64 * 14 * 14 + 128 * 7 * 7 * (inside + 1)
+    assert activation_elements([block], (64, 14, 14)) == expected
+    assert activation_elements([{"class": "Residual", "config": block.config()}], (64, 14, 14)) == expected
+    # a hand-written Conv2D config without a stride has stride 1 (pools default to their kernel size)
+    assert config_output_shape("Conv2D", {"in_channels": 1, "out_channels": 4, "kernel_size": 3}, (1, 28, 28)) \
+        == (4, 26, 26)
+    assert config_output_shape("MaxPool2D", {"kernel_size": 2}, (4, 28, 28)) == (4, 14, 14)

@@ -331,7 +331,7 @@ def doctor(model, x, y, loss=None, optimizer=None, *, batch_size=32, seed=0, exa
                          ("seed", seed, 0)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
             raise ConfigError(f"doctor: {name} must be an integer >= {low}, got {v!r}")
-    wanted = list(CHECKS) if checks is None else list(checks)
+    wanted = list(CHECKS) if checks is None else [checks] if isinstance(checks, str) else list(checks)
     unknown = [c for c in wanted if c not in CHECKS]
     if unknown:
         raise ConfigError(f"doctor: unknown check {unknown[0]!r}; the checks are {', '.join(CHECKS)}")

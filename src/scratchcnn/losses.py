@@ -5,8 +5,9 @@ The losses of PyTorch's names and definitions: :class:`CrossEntropyLoss` (with
 ``label_smoothing``), :class:`BCEWithLogitsLoss` (one sigmoid output per class, or one for a
 two-class model), :class:`MultiMarginLoss` (the multi-class hinge) and :class:`MSELoss`.
 Each computes its gradient by hand in ``forward`` (kept for ``backward``); the docstrings
-give the maths. ``reduction`` is ``"mean"`` (PyTorch's default) or ``"sum"``: ``fit`` needs one
-number per batch, so PyTorch's ``"none"`` is not offered.
+give the maths. For the three classification losses ``reduction`` is ``"mean"`` (PyTorch's
+default) or ``"sum"``: ``fit`` needs one number per batch, so PyTorch's ``"none"`` is not
+offered; ``MSELoss`` is always the mean.
 """
 import numpy as np
 

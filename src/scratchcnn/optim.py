@@ -22,7 +22,10 @@ def check_number(who, name, value, low=None, high=None, low_open=False, high_ope
     if ok and integer and not isinstance(value, (int, np.integer)):
         ok = False
     if ok:
-        ok = math.isfinite(value)
+        try:
+            ok = math.isfinite(value)
+        except OverflowError:             # an int too large for a float
+            ok = False
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
@@ -36,6 +39,14 @@ def check_number(who, name, value, low=None, high=None, low_open=False, high_ope
             rng.append(f"{'<' if high_open else '<='} {high}")
         raise ConfigError(f"{who}: {name} must be {kind}{' ' + ' and '.join(rng) if rng else ''}, got {value!r}")
     return int(value) if integer else float(value)
+
+
+def _buffer(state, name, like):
+    """``state[name]``, created as zeros shaped like ``like`` on first use (once, not per step)."""
+    buf = state.get(name)
+    if buf is None:
+        buf = state[name] = np.zeros_like(like)
+    return buf
 
 
 class Optimizer:
@@ -244,17 +255,11 @@ class RMSprop(Optimizer):
         g = p.grad
         if self.weight_decay:
             g = g + self.weight_decay * p.data
-        if "square_avg" not in state:
-            state["square_avg"] = np.zeros_like(p.data)
-            if self.momentum:
-                state["momentum_buffer"] = np.zeros_like(p.data)
-            if self.centered:
-                state["grad_avg"] = np.zeros_like(p.data)
-        v = state["square_avg"]
+        v = _buffer(state, "square_avg", p.data)
         v *= self.alpha
         v += (1 - self.alpha) * g * g
         if self.centered:
-            m = state.setdefault("grad_avg", np.zeros_like(p.data))
+            m = _buffer(state, "grad_avg", p.data)
             m += (1 - self.alpha) * (g - m)
             avg = np.sqrt(v - m * m)
         else:
@@ -262,7 +267,7 @@ class RMSprop(Optimizer):
         avg += self.eps
         lr = p.data.dtype.type(self.lr)
         if self.momentum:
-            buf = state.setdefault("momentum_buffer", np.zeros_like(p.data))
+            buf = _buffer(state, "momentum_buffer", p.data)
             buf *= self.momentum
             buf += g / avg
             p.data -= lr * buf

@@ -78,7 +78,9 @@ def explain(model, x, cls=None, layer=None):
     model: a Sequential whose input is (C, H, W); x: one example (C, H, W) (or (1, C, H, W)).
     layer: the index of the conv layer for Grad-CAM (default the last Conv2D, or the last Residual
     block with convolutions inside: its output). The model runs
-    in eval mode; the score is the class's logit (a final Softmax layer is left out).
+    in eval mode; the score is the class's logit (a final Softmax layer is left out). A model with
+    ONE output (two classes, a sigmoid on the logit z) has probabilities ``[1 - s(z), s(z)]`` and
+    scores ``z`` for class 1, ``-z`` for class 0.
 
     Returns ``{"class", "logits" (K,), "probabilities" (K,), "input_grad" (C, H, W): d score / d x,
     "saliency" (H, W): max_c |input_grad|, "grad_cam" (H, W) upsampled or None without a conv layer,
@@ -119,13 +121,17 @@ def explain(model, x, cls=None, layer=None):
             if i == conv:
                 feature_maps = h
         logits = np.asarray(h, dtype=np.float64).reshape(-1)
-        k = logits.size
+        one_output = logits.size == 1           # a two-class model with ONE sigmoid output (BCEWithLogitsLoss)
+        k = 2 if one_output else logits.size
         if cls is None:
-            cls = int(np.argmax(logits))
+            cls = int(logits[0] > 0) if one_output else int(np.argmax(logits))
         if not isinstance(cls, (int, np.integer)) or isinstance(cls, bool) or not 0 <= cls < k:
             raise ConfigError(f"explain: class {cls!r} is out of range for {k} classes (0..{k - 1})")
         g = np.zeros_like(h)
-        g.reshape(-1)[int(cls)] = 1
+        if one_output:
+            g.reshape(-1)[0] = 1 if cls == 1 else -1    # the score of class 1 is the logit, of class 0 minus it
+        else:
+            g.reshape(-1)[int(cls)] = 1
         d_maps = None
         for i in reversed(range(end)):
             if i == conv:
@@ -139,8 +145,13 @@ def explain(model, x, cls=None, layer=None):
             m._clear_cache()
         for p, grad in saved_grads:
             p.grad[...] = grad
-    z = np.exp(logits - logits.max())
-    out = {"class": int(cls), "logits": logits, "probabilities": z / z.sum(), "input_grad": input_grad,
+    if one_output:
+        p1 = 1.0 / (1.0 + np.exp(-logits[0]))
+        probabilities = np.array([1.0 - p1, p1])
+    else:
+        z = np.exp(logits - logits.max())
+        probabilities = z / z.sum()
+    out = {"class": int(cls), "logits": logits, "probabilities": probabilities, "input_grad": input_grad,
            "saliency": np.abs(input_grad).max(axis=0), "grad_cam": None, "grad_cam_low": None, "alpha": None,
            "layer": conv}
     if conv is not None:

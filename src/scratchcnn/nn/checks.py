@@ -26,7 +26,7 @@ def flag(who, name, value):
 def number(who, name, value, low=None, high=None, low_open=False, high_open=False):
     """``value`` as a finite float within the bounds given (``*_open``: the bound excluded)."""
     ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-          and math.isfinite(value))
+          and abs(value) < math.inf)        # False for NaN, infinities and ints too large for a float
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:

@@ -35,7 +35,8 @@ class Residual(Module):
         ``x`` reaches ``y`` along two paths, so by the chain rule its gradient is the sum of the two:
         ``dy`` goes down both branches unchanged (``dy / d body(x) = dy / d shortcut(x) = dy``) and
         ``dx = body.backward(dy) + shortcut.backward(dy)``, ``dx = body.backward(dy) + dy`` for the identity.
-        The first layers of both branches therefore always compute d input (see ``needs_input_grad``).
+        The first layers of both branches compute d input whenever the block needs it (all but a
+        model's first layer: see ``needs_input_grad``).
 
     **Example**
         >>> import numpy as np; import scratchcnn as sc

@@ -105,11 +105,19 @@ def config_parameters(name, config):
     if name == "GroupNorm":
         c = _int(config.get("num_channels"))
         return None if c is None else ((2 * c if config.get("affine", True) else 0), 0)
-    if name == "Sequential":
+    if name in ("Sequential", "Residual"):
         counts = [config_parameters(sub.get("class"), sub.get("config", {})) if isinstance(sub, dict) else None
-                  for sub in config.get("layers") or []]
+                  for sub in _parts(name, config)]
         return None if None in counts else (sum(c[0] for c in counts), sum(c[1] for c in counts))
     return 0, 0
+
+
+def _parts(name, config):
+    """The layer configs inside a container config: a Sequential's layers in order, a Residual's
+    body and shortcut (None for the identity, left out)."""
+    if name == "Sequential":
+        return list(config.get("layers") or [])
+    return [b for b in (config.get("body"), config.get("shortcut")) if b is not None]
 
 
 def config_output_shape(name, config, shape):
@@ -121,7 +129,8 @@ def config_output_shape(name, config, shape):
     if name in ("Conv2D", "MaxPool2D", "AvgPool2D"):
         if len(shape) != 3:
             return None
-        k, s = _pair(config.get("kernel_size")), _pair(config.get("stride") or config.get("kernel_size"))
+        k = _pair(config.get("kernel_size"))
+        s = _pair(config.get("stride") or (1 if name == "Conv2D" else config.get("kernel_size")))   # pools: k
         d, pad = _pair(config.get("dilation", 1)) if name == "Conv2D" else (1, 1), config.get("padding", 0)
         if k is None or s is None or d is None or min(k) < 1 or min(s) < 1 or min(d) < 1:
             return None
@@ -146,7 +155,25 @@ def config_output_shape(name, config, shape):
     if name in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1D", "BatchNorm2D",
                 "LayerNorm", "GroupNorm"):
         return shape
+    if name in ("Sequential", "Residual"):                 # a chain; a Residual gives its body's shape
+        parts = _parts(name, config)[:None if name == "Sequential" else 1]
+        for sub in parts:
+            if not isinstance(sub, dict) or shape is None:
+                return None
+            shape = config_output_shape(sub.get("class"), sub.get("config", {}), shape)
+        return shape
     return None
+
+
+def _inside(name, config, shape):
+    """Values per example a container config holds besides its output: a Sequential's inner
+    outputs, a Residual's two branch outputs (and what is inside them); 0 for any other layer."""
+    if name not in ("Sequential", "Residual") or not isinstance(config, dict):
+        return 0
+    if name == "Residual":
+        return sum(activation_elements([b], shape) - math.prod(shape) for b in _parts(name, config))
+    out = config_output_shape(name, config, shape)
+    return activation_elements(_parts(name, config), shape) - math.prod(shape) - (math.prod(out) if out else 0)
 
 
 def _limit_text(limit):
@@ -205,8 +232,12 @@ def activation_elements(layers, input_shape):
     shape = tuple(input_shape)
     elements = math.prod(shape)
     for layer in layers:
+        if type(layer).__name__ in ("Sequential", "Residual"):     # a built container: count inside it
+            layer = {"class": type(layer).__name__, "config": layer.config()}
         if isinstance(layer, dict):
-            shape = config_output_shape(layer.get("class"), layer.get("config", {}), shape)
+            name, config = layer.get("class"), layer.get("config", {})
+            elements += _inside(name, config, shape)
+            shape = config_output_shape(name, config, shape)
         else:
             try:
                 shape = tuple(layer.output_shape(shape))

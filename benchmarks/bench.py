@@ -120,18 +120,23 @@ def build_pair(name, seed=0):
 
 
 class ScratchRunner:
-    def __init__(self, model):
+    def __init__(self, model, workers=1):
         import scratchcnn as sc
-        self.sc, self.model = sc, model
+        self.sc, self.model, self.workers = sc, model, workers
         sc.kernels.tune_allocator()        # what fit / evaluate / predict do before they start
         self.opt = sc.optim.SGD(model.parameters(), lr=LR)
         self.crit = sc.CrossEntropyLoss()
+        self.par = None
 
     def train_step(self, xb, yb):
         self.opt.zero_grad()
-        out = self.model(xb)
-        self.crit(out, yb)
-        self.model.backward(self.crit.backward())
+        if self.par is not None:           # fit(..., workers=N)'s step: shards in N threads
+            with self.par.blas_limit():
+                self.par.forward_backward(xb, yb)
+        else:
+            out = self.model(xb)
+            self.crit(out, yb)
+            self.model.backward(self.crit.backward())
         self.opt.step()
 
     def infer(self, xb):
@@ -139,7 +144,16 @@ class ScratchRunner:
             self.model(xb)
 
     def set_threads(self, n):
+        """n BLAS threads; with workers, min(workers, n) worker threads sharing them."""
+        from scratchcnn.parallel import DataParallel
         self.sc.set_num_threads(n)
+        if self.par is not None:
+            self.par.close()
+        w = min(self.workers, n)
+        self.par = DataParallel(self.model, self.crit, w, threads=n) if w > 1 else None
+
+    def used_workers(self):
+        return 1 if self.par is None else self.par.workers
 
 
 class TorchRunner:
@@ -207,11 +221,11 @@ def time_block(runner, mode, xs, ys, steps):
     return w
 
 
-def bench_network(name, threads, repeats, seconds, x, y):
+def bench_network(name, threads, repeats, seconds, x, y, workers=1):
     import torch
     batch = NETWORKS[name][1]
     model, tmodel = build_pair(name)
-    runners = {"scratchcnn": ScratchRunner(model), "torch": TorchRunner(tmodel)}
+    runners = {"scratchcnn": ScratchRunner(model, workers), "torch": TorchRunner(tmodel)}
     nb = min(len(x) // batch, 50)
     xs = [np.ascontiguousarray(x[i * batch:(i + 1) * batch]) for i in range(nb)]
     ys = [y[i * batch:(i + 1) * batch] for i in range(nb)]
@@ -239,6 +253,7 @@ def bench_network(name, threads, repeats, seconds, x, y):
                     others.append(w.other)
         med = {fw: statistics.median(v) for fw, v in rates.items()}
         results[mode] = {"scratchcnn": med["scratchcnn"], "torch": med["torch"],
+                         "workers": runners["scratchcnn"].used_workers() if mode == "train" else 1,
                          "ratio": med["scratchcnn"] / med["torch"],
                          "spread": {fw: (min(v), max(v)) for fw, v in rates.items()},
                          "other_load": statistics.mean(others) if others else None,
@@ -247,7 +262,7 @@ def bench_network(name, threads, repeats, seconds, x, y):
 
 
 # ---------------------------------------------------------------- epoch (child process)
-def epoch_child(framework, name, threads):
+def epoch_child(framework, name, threads, workers=1):
     """One epoch of Fashion-MNIST training plus test evaluation; prints JSON."""
     batch = NETWORKS[name][1]
     x, y = load_fashion_mnist("train")
@@ -262,7 +277,7 @@ def epoch_child(framework, name, threads):
         _reset_peak_rss()
         t0 = time.perf_counter()
         hist = model.fit(x, y, epochs=1, batch_size=batch, optimizer=sc.optim.SGD(model.parameters(), lr=LR),
-                         validation_data=(xt, yt), verbose=0)
+                         validation_data=(xt, yt), verbose=0, workers=min(workers, threads))
         seconds = time.perf_counter() - t0
         acc = hist.history["val_accuracy"][-1]
     else:
@@ -294,9 +309,9 @@ def epoch_child(framework, name, threads):
                       "val_accuracy": acc}))
 
 
-def run_epoch(framework, name, threads):
+def run_epoch(framework, name, threads, workers=1):
     cmd = [sys.executable, os.path.abspath(__file__), "--epoch-child", framework, name,
-           "--threads", str(threads)]
+           "--threads", str(threads), "--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with Watch() as w:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -341,10 +356,13 @@ def main(argv=None):
     p.add_argument("--allow-load", action="store_true", help="report anyway, figures marked '*'")
     p.add_argument("--out", help="also write the markdown tables to this file")
     p.add_argument("--json", help="also write the raw results to this JSON file")
+    p.add_argument("--workers", type=int, default=1,
+                   help="scratchcnn trains with fit(workers=N)'s data-parallel step: min(N, threads) threads "
+                        "sharing the BLAS threads, each on a part of the batch (PyTorch: its own threads)")
     p.add_argument("--epoch-child", nargs=2, metavar=("FRAMEWORK", "NET"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.epoch_child:
-        epoch_child(*args.epoch_child, args.threads[0])
+        epoch_child(*args.epoch_child, args.threads[0], args.workers)
         return 0
 
     x, y = load_fashion_mnist("train", limit=3200)
@@ -360,14 +378,15 @@ def main(argv=None):
                   "| network | batch | mode | scratchcnn img/s | PyTorch img/s | ratio | other load (cores) |",
                   "|---|---|---|---:|---:|---:|---:|"]
         for name in args.nets:
-            res = bench_network(name, threads, args.repeats, args.seconds, x, y)
+            res = bench_network(name, threads, args.repeats, args.seconds, x, y, args.workers)
             all_res["speed"][f"{name}/{threads}"] = res
             for mode, r in res.items():
                 heavy = r["other_load"] is not None and r["other_load"] > args.max_load
                 loaded |= heavy
                 mark = "*" if heavy else ""
                 other = "n/a" if r["other_load"] is None else f"{r['other_load']:.2f}"
-                row = (f"| {NETWORKS[name][2]} | {NETWORKS[name][1]} | {mode} | {r['scratchcnn']:,.0f}{mark} | "
+                how = f"{mode} ({r['workers']} workers)" if r.get("workers", 1) > 1 else mode
+                row = (f"| {NETWORKS[name][2]} | {NETWORKS[name][1]} | {how} | {r['scratchcnn']:,.0f}{mark} | "
                        f"{r['torch']:,.0f}{mark} | {r['ratio']:.2f}{mark} | {other} |")
                 lines.append(row)
                 print(row, flush=True)
@@ -380,7 +399,7 @@ def main(argv=None):
                   "test accuracy | other load |", "|---|---|---:|---:|---:|---:|---:|"]
         for name in args.epoch:
             for fw in ("scratchcnn", "torch"):
-                r = run_epoch(fw, name, threads)
+                r = run_epoch(fw, name, threads, args.workers)
                 all_res["epoch"][f"{name}/{fw}"] = r
                 heavy = r["other_load"] is not None and r["other_load"] > args.max_load
                 loaded |= heavy

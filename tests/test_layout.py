@@ -24,7 +24,7 @@ FLOORS = {
     "nn": 1, "kernels": 1,
     "losses": 2, "optim": 2,
     "callbacks": 3, "training": 3, "summary": 3, "gradcheck": 3, "serialization": 3, "model": 3,
-    "diagnostics": 3,
+    "diagnostics": 3, "parallel": 3,
     "datasets": 4, "images": 4, "metrics": 4, "doctor": 4,
     "app": 5,
     "__init__": 6, "__main__": 7,

@@ -36,11 +36,12 @@ class Sequential(sequential.Sequential, register=False):
         self.stop_training = False
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
-            shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0, clip_grad_norm=None):
+            shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0, clip_grad_norm=None,
+            workers=1):
         return training.fit(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                             loss=loss, validation_data=validation_data, shuffle=shuffle,
                             callbacks=callbacks, verbose=verbose, augment=augment,
-                            initial_epoch=initial_epoch, clip_grad_norm=clip_grad_norm)
+                            initial_epoch=initial_epoch, clip_grad_norm=clip_grad_norm, workers=workers)
 
     def evaluate(self, x, y, batch_size=256, loss=None):
         return training.evaluate(self, x, y, batch_size=batch_size, loss=loss)

@@ -4,7 +4,8 @@ Every optimizer takes the list of :class:`~scratchcnn.nn.Parameter` to update, r
 each ``p.grad`` in ``step()`` and changes ``p.data`` in place. Frozen parameters
 (``requires_grad=False``) are skipped. The optimizers: :class:`SGD`, :class:`Adam`,
 :class:`AdamW`, :class:`RMSprop`; the schedules: :class:`StepLR`, :class:`CosineAnnealingLR`
-(from the epoch count) and :class:`ReduceLROnPlateau` (from a monitored metric); and
+(from the epoch count), :class:`ReduceLROnPlateau` (from a monitored metric) and
+:class:`OneCycleLR` (from the batch count: it steps after every batch); and
 :func:`clip_grad_norm_`, which rescales the gradients before a step.
 """
 import math
@@ -495,3 +496,129 @@ class ReduceLROnPlateau(LRScheduler):
         return (f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, patience={self.patience}, "
                 f"threshold={self.threshold}, threshold_mode={self.threshold_mode!r}, cooldown={self.cooldown}, "
                 f"min_lr={self.min_lr})")
+
+
+class OneCycleLR(LRScheduler):
+    """``OneCycleLR(optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
+    pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
+    max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False)``: the 1cycle
+    policy (Smith and Topin 2019) with PyTorch's phases, stepped once per **batch**.
+
+    The lr rises from ``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of the
+    ``total_steps`` (= ``epochs * steps_per_epoch`` when not given) and falls from there to
+    ``max_lr / div_factor / final_div_factor`` at the last step; ``three_phase`` climbs back to
+    the starting lr before the final fall. Each phase interpolates by ``anneal_strategy``:
+    ``"cos"``: ``end + (start - end) * (1 + cos(pi * t)) / 2``, ``"linear"``: ``start + (end -
+    start) * t``, with ``t`` the fraction of the phase done. With ``cycle_momentum`` the momentum
+    (SGD's and RMSprop's ``momentum``, Adam's ``betas[0]``) moves the other way, from
+    ``max_momentum`` to ``base_momentum`` while the lr rises and back while it falls: a large
+    step is taken with less memory of the old direction.
+
+    In ``fit(callbacks=[...])`` it steps after every batch (``on_batch_end``), so build it with
+    ``epochs`` and ``steps_per_epoch = ceil(len(x) / batch_size)``; a step past ``total_steps``
+    is a ConfigError, as PyTorch refuses it.
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False):
+        super().__init__(optimizer)
+        who = "OneCycleLR"
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ConfigError(f"{who}: give total_steps, or both epochs and steps_per_epoch")
+            epochs = check_number(who, "epochs", epochs, low=1, integer=True)
+            steps_per_epoch = check_number(who, "steps_per_epoch", steps_per_epoch, low=1, integer=True)
+            total_steps = epochs * steps_per_epoch
+        self.total_steps = check_number(who, "total_steps", total_steps, low=1, integer=True)
+        self.max_lr = check_number(who, "max_lr", max_lr, low=0, low_open=True)
+        self.pct_start = check_number(who, "pct_start", pct_start, low=0, high=1, low_open=True, high_open=True)
+        if anneal_strategy not in ("cos", "linear"):
+            raise ConfigError(f"{who}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        self.anneal_strategy = anneal_strategy
+        self.div_factor = check_number(who, "div_factor", div_factor, low=0, low_open=True)
+        self.final_div_factor = check_number(who, "final_div_factor", final_div_factor, low=0, low_open=True)
+        for name, v in (("cycle_momentum", cycle_momentum), ("three_phase", three_phase)):
+            if not isinstance(v, (bool, np.bool_)):
+                raise ConfigError(f"{who}: {name} must be True or False, got {v!r}")
+        self.cycle_momentum, self.three_phase = bool(cycle_momentum), bool(three_phase)
+        self.base_momentum = check_number(who, "base_momentum", base_momentum, low=0, high=1, high_open=True)
+        self.max_momentum = check_number(who, "max_momentum", max_momentum, low=0, high=1, high_open=True)
+        if self.cycle_momentum and not (hasattr(optimizer, "momentum") or hasattr(optimizer, "betas")):
+            raise ConfigError(f"{who}: {type(optimizer).__name__} has no momentum to cycle: "
+                              f"pass cycle_momentum=False")
+        self.initial_lr = self.max_lr / self.div_factor
+        self.min_lr = self.initial_lr / self.final_div_factor
+        up = self.pct_start * self.total_steps - 1
+        lo, hi, mx, mn = self.max_momentum, self.base_momentum, self.max_lr, self.min_lr
+        # (last step of the phase, lr at its start and end, momentum at its start and end)
+        if self.three_phase:
+            self.phases = [(up, self.initial_lr, mx, lo, hi), (2 * up, mx, self.initial_lr, hi, lo),
+                           (self.total_steps - 1, self.initial_lr, mn, lo, lo)]
+        else:
+            self.phases = [(up, self.initial_lr, mx, lo, hi), (self.total_steps - 1, mx, mn, hi, lo)]
+        start = 0.0
+        for end, *_ in self.phases:
+            if end <= start and end != self.phases[-1][0]:
+                raise ConfigError(f"{who}: {self.total_steps} steps with pct_start={self.pct_start} leave a phase "
+                                  f"without steps: give more steps or another pct_start")
+            start = end
+        self.base_lr = self.initial_lr
+        self._apply(0)
+
+    def _anneal(self, start, end, t):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * t) + 1)
+        return (end - start) * t + start
+
+    def values(self, step):
+        """``(lr, momentum)`` at step ``step`` (momentum None without ``cycle_momentum``)."""
+        start = 0.0
+        for i, (end, lr0, lr1, m0, m1) in enumerate(self.phases):
+            if step <= end or i == len(self.phases) - 1:
+                t = (step - start) / (end - start) if end > start else 1.0
+                return self._anneal(lr0, lr1, t), (self._anneal(m0, m1, t) if self.cycle_momentum else None)
+            start = end
+
+    def get_lr(self, step):
+        return self.values(step)[0]
+
+    def _apply(self, step):
+        lr, momentum = self.values(step)
+        self.optimizer.lr = lr
+        if momentum is not None:
+            if hasattr(self.optimizer, "betas"):
+                self.optimizer.betas = (momentum, self.optimizer.betas[1])
+            else:
+                self.optimizer.momentum = momentum
+
+    def step(self):
+        if self.last_epoch + 1 > self.total_steps:
+            raise ConfigError(f"OneCycleLR: stepped {self.last_epoch + 1} times, past its total_steps "
+                              f"({self.total_steps}): build it with the epochs and steps per epoch fit runs "
+                              f"(steps_per_epoch = ceil(len(x) / batch_size))")
+        self.last_epoch += 1
+        self._apply(self.last_epoch)
+        return self.optimizer.lr
+
+    # stepped per batch, not per epoch
+    def on_batch_end(self, batch, logs=None):
+        self.step()
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def load_state_dict(self, sd):
+        who = "OneCycleLR.load_state_dict"
+        if not isinstance(sd, dict) or "last_epoch" not in sd:
+            raise ConfigError(f"{who}: expected a dict with 'last_epoch' (the steps taken), got {sd!r}"[:300])
+        self.last_epoch = check_number(who, "last_epoch", sd["last_epoch"], low=0, high=self.total_steps,
+                                       integer=True)
+        self._apply(self.last_epoch)
+        return self
+
+    def __repr__(self):
+        return (f"OneCycleLR(max_lr={self.max_lr}, total_steps={self.total_steps}, pct_start={self.pct_start}, "
+                f"anneal_strategy={self.anneal_strategy!r}, cycle_momentum={self.cycle_momentum}, "
+                f"div_factor={self.div_factor}, final_div_factor={self.final_div_factor}, "
+                f"three_phase={self.three_phase})")

@@ -1,4 +1,6 @@
 """How many threads the BLAS library (matrix products) may use."""
+from contextlib import contextmanager
+
 from threadpoolctl import ThreadpoolController
 
 _controller = None
@@ -26,3 +28,16 @@ def get_num_threads():
         _controller = ThreadpoolController()
     infos = [lib for lib in _controller.info() if lib.get("user_api") == "blas"]
     return max((lib["num_threads"] for lib in infos), default=1)
+
+
+@contextmanager
+def blas_threads(n):
+    """Within this block BLAS uses at most ``n`` threads; the previous limit comes back after."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    limiter = _controller.limit(limits=int(n), user_api="blas")
+    try:
+        yield
+    finally:
+        limiter.restore_original_limits()

@@ -36,6 +36,7 @@ from .nn.activations import softmax
 from .nn.module import check_finite, no_grad
 from .nn.sizes import activation_elements, check_activations
 from .optim import SGD, check_number, clip_grad_norm_
+from .parallel import DataParallel, check_workers
 from .random import get_rng, get_state, set_state
 
 
@@ -188,7 +189,7 @@ def _loss_for(model, x, loss):
 
 
 def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
-        shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0, clip_grad_norm=None):
+        shuffle=True, callbacks=None, verbose=1, augment=None, initial_epoch=0, clip_grad_norm=None, workers=1):
     """Train ``model`` on ``x: (N, ...)``, ``y: (N,)`` labels (or (N, K) targets).
 
     optimizer: an optimizer over ``model.parameters()`` (default ``SGD(lr=0.01, momentum=0.9)``).
@@ -199,6 +200,9 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
     augment: optional ``f(x_batch) -> x_batch`` applied to each training batch.
     clip_grad_norm: optional ``max_norm``: each batch's gradients are rescaled to a total L2 norm
     of at most ``max_norm`` before the step (:func:`scratchcnn.optim.clip_grad_norm_`).
+    workers: threads that each run the network on a part of every batch (data parallel on the
+    machine's cores, :mod:`scratchcnn.parallel`; the BLAS threads are shared out among them).
+    BatchNorm then normalises each part with its own statistics, as PyTorch's DataParallel.
     Returns the model's :class:`History` (extended, not replaced, when ``initial_epoch > 0``).
     """
     tune_allocator()
@@ -214,6 +218,7 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
                           f"been trained for {initial_epoch} epochs; ask for more epochs in all")
     if clip_grad_norm is not None:
         clip_grad_norm = check_number("fit", "clip_grad_norm", clip_grad_norm, low=0, low_open=True)
+    workers = check_workers(workers)
     crit = _loss_for(model, x, loss)
     _check_targets(model, x, y, crit, "fit")
     if isinstance(crit, BCEWithLogitsLoss) and _ends_with(model, "Sigmoid"):
@@ -243,7 +248,6 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
                           "model.parameters())")
     _check_memory(model, x, batch_size, "fit")
     model.optimizer = optimizer
-    is_ce = _has_accuracy(crit)
     history = getattr(model, "history", None)
     if initial_epoch == 0 or history is None:
         history = History()
@@ -253,13 +257,31 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
         if hasattr(cb, "set_model"):
             cb.set_model(model)
     model.stop_training = False
+    _call(cbs, "on_train_begin")
+    par = DataParallel(model, crit, workers) if workers > 1 else None
+    try:
+        _epochs(model, x, y, epochs, batch_size, optimizer, crit, validation_data, shuffle, cbs, verbose,
+                augment, initial_epoch, clip_grad_norm, par)
+    finally:
+        if par is not None:
+            par.close()
+    _call(cbs, "on_train_end")
+    model.train()
+    return history
+
+
+def _epochs(model, x, y, epochs, batch_size, optimizer, crit, validation_data, shuffle, cbs, verbose, augment,
+            initial_epoch, clip_grad_norm, par):
+    """fit's loop over epochs and batches (``par``: the DataParallel of ``workers > 1``)."""
+    is_ce = _has_accuracy(crit)
     n = len(x)
     n_batches = math.ceil(n / batch_size)
     rng = get_rng()
-    _call(cbs, "on_train_begin")
     for epoch in range(initial_epoch, epochs):
         model.train()
         _call(cbs, "on_epoch_begin", epoch)
+        if par is not None:
+            par.sync_modes()               # the replicas train as the model does (and freeze what it froze)
         order = rng.permutation(n) if shuffle else np.arange(n)
         total_loss, correct, counted, seen = 0.0, 0, 0, 0
         t0 = time.perf_counter()
@@ -271,15 +293,20 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
             if augment is not None:
                 xb = augment(xb)
             optimizer.zero_grad()
-            out = model(xb)
-            batch_loss = crit(out, yb)
+            if par is None:
+                out = model(xb)
+                batch_loss = crit(out, yb)
+            else:                                  # forward and backward on the workers' shards
+                with par.blas_limit():
+                    out, batch_loss = par.forward_backward(xb, yb)
             if not math.isfinite(batch_loss):
                 bar.close()
                 where = _diagnose(model, xb)
                 raise TrainingDivergedError(
                     f"loss became {batch_loss} at epoch {epoch + 1}, batch {b + 1} of {n_batches}{where}; "
                     f"try a smaller learning rate (optimizer: {optimizer!r})", epoch=epoch + 1, batch=b + 1)
-            model.backward(crit.backward())
+            if par is None:
+                model.backward(crit.backward())
             if clip_grad_norm is not None:
                 clip_grad_norm_(model.parameters(), clip_grad_norm)
             optimizer.step()
@@ -312,9 +339,6 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
         _call(cbs, "on_epoch_end", epoch, logs)
         if getattr(model, "stop_training", False):
             break
-    _call(cbs, "on_train_end")
-    model.train()
-    return history
 
 
 _HOOKS = ("set_model", "on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")

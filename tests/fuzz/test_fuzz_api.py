@@ -309,7 +309,8 @@ def model():
 FIT_KINDS = ["NaN input", "inf input", "string inputs", "ragged inputs", "scalar input", "no examples",
              "wrong input shape", "too few targets", "label out of range", "fractional labels", "NaN targets",
              "string targets", "targets of the wrong shape", "no targets", "batch_size", "epochs", "initial_epoch",
-             "validation_data", "callbacks", "augment", "optimizer", "foreign optimizer", "loss", "complex inputs"]
+             "validation_data", "callbacks", "augment", "optimizer", "foreign optimizer", "loss", "complex inputs",
+             "workers"]
 
 
 @settings(max_examples=300)
@@ -318,7 +319,7 @@ def test_fit_evaluate_predict(data, model):
     fn = data.draw(st.sampled_from(["fit", "evaluate", "predict", "predict_proba"]))
     kinds = [k for k in FIT_KINDS if fn == "fit" or k not in ("epochs", "initial_epoch", "validation_data",
                                                               "callbacks", "augment", "optimizer",
-                                                              "foreign optimizer")]
+                                                              "foreign optimizer", "workers")]
     if fn.startswith("predict"):
         kinds = [k for k in kinds if "target" not in k and "label" not in k and k not in ("loss", "no examples")]
     kind = data.draw(st.sampled_from(kinds))
@@ -368,6 +369,8 @@ def test_fit_evaluate_predict(data, model):
         kwargs["epochs"] = data.draw(st.sampled_from([-1, 1.5, "3", None, True]))
     elif kind == "initial_epoch":
         kwargs["initial_epoch"] = data.draw(st.sampled_from([-1, 5, 1.5, "0"]))
+    elif kind == "workers":
+        kwargs["workers"] = data.draw(st.sampled_from([0, -2, 1.5, "2", None, True, np.nan]))
     elif kind == "validation_data":
         kwargs["validation_data"] = data.draw(st.sampled_from([(x,), x, (x, y[:-1]), (x[:, :, :3], y), 5,
                                                                (np.full_like(x, np.nan), y)]))

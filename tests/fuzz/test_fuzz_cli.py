@@ -93,7 +93,7 @@ def out_dir(tmp_path_factory):
 TRAIN_NUMBERS = {
     "--epochs": bad_int(1), "--batch-size": bad_int(1), "--per-class": bad_int(1), "--test-per-class": bad_int(1),
     "--seed": bad_int(0), "--lr": bad_float(0, low_open=True), "--momentum": bad_float(0, 1, high_open=True),
-    "--weight-decay": bad_float(0), "--val-split": bad_float(0, 1, high_open=True),
+    "--weight-decay": bad_float(0), "--val-split": bad_float(0, 1, high_open=True), "--workers": bad_int(1),
 }
 TRAIN_CHOICES = {"--optimizer": ["sgd", "adam", "adamw"], "--normalize": ["scale", "standardize", "none"]}
 
@@ -116,8 +116,9 @@ def test_train_numeric_and_choice_options(data, out_dir):
 
 
 def _valid_schedule(text):
-    m = re.fullmatch(r"none|cosine|step(\d{0,6})", (text or "none").lower())
-    return m is not None and (not m.group(1) or int(m.group(1)) >= 1)
+    m = re.fullmatch(r"none|cosine|plateau\d{0,6}|step(\d{0,6})|onecycle(\d{0,6})", (text or "none").lower())
+    return m is not None and (not m.group(1) or int(m.group(1)) >= 1) and \
+        (not m.group(2) or 1 <= int(m.group(2)) <= 99)
 
 
 def _valid_augment(text, side=8):
@@ -130,7 +131,7 @@ def _valid_augment(text, side=8):
     return True
 
 
-WORDS = st.sampled_from(["step", "cosine", "none", "shift", "crop", "flip", "conv", "relu", "-", "+", "x", "0",
+WORDS = st.sampled_from(["step", "cosine", "none", "plateau", "onecycle", "shift", "crop", "flip", "conv", "relu", "-", "+", "x", "0",
                          "9", "99", "999999999", "7" * 20, ".", "_", " ", "é", "\n"])
 
 

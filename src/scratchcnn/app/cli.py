@@ -138,9 +138,10 @@ def _parser():
     _add_data_args(t)
     _add_model_args(t)
     t.add_argument("--epochs", type=_int_from(1))
-    t.add_argument("--schedule", help="none, cosine, step[N] (lr x0.1 every N epochs) or plateau[N] (lr x0.1 "
+    t.add_argument("--schedule", help="none, cosine, step[N] (lr x0.1 every N epochs), plateau[N] (lr x0.1 "
                                       "after N epochs, default 2, without a better validation loss; the training "
-                                      "loss without --val-split)")
+                                      "loss without --val-split) or onecycle[P] (per batch: up to --lr over the "
+                                      "first P%% of the steps, default 30, then down to ~0; momentum cycled)")
     t.add_argument("--loss", choices=["cross_entropy", "bce", "multimargin"],
                    help="cross_entropy (default); bce: two classes, a model with ONE sigmoid output (class 1 when "
                         "its logit is > 0); multimargin: the multi-class hinge")
@@ -152,6 +153,10 @@ def _parser():
                         "(test-time augmentation; default: the preset's, else none)")
     t.add_argument("--clip-grad-norm", type=_float_in(0, low_open=True), metavar="F",
                    help="rescale each batch's gradients to a total L2 norm of at most F")
+    t.add_argument("--workers", type=_int_from(1), default=1, metavar="N",
+                   help="N threads, each running the network on a part of every batch (data parallel on N "
+                        "cores, the --threads BLAS threads shared out among them); BatchNorm then normalises "
+                        "each part with its own statistics (default 1)")
     t.add_argument("--augment", help="none, shiftN (random shifts up to N px), cropN (pad N + random crop), "
                                      "flip, erase[P] (random erasing, probability P%%, default 50); join with '-', e.g. crop4-flip")
     t.add_argument("--val-split", type=_float_in(0, 1, high_open=True), default=0.1)
@@ -278,7 +283,8 @@ def _train_config(args):
                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
                        weight_decay=args.weight_decay, nesterov=args.nesterov, alpha=args.alpha, centered=args.centered,
                        schedule=opt("schedule"), loss=opt("loss"), label_smoothing=opt("label_smoothing"),
-                       clip_grad_norm=opt("clip_grad_norm"), augment=opt("augment"), tta=opt("tta"),
+                       clip_grad_norm=opt("clip_grad_norm"), workers=opt("workers", 1), augment=opt("augment"),
+                       tta=opt("tta"),
                        classes=_classes(args.classes), per_class=args.per_class,
                        test_per_class=args.test_per_class, val_split=args.val_split,
                        normalize=None if args.normalize == "none" else args.normalize, grayscale=args.grayscale,

@@ -41,10 +41,11 @@ class TrainConfig:
     weight_decay: float = None
     alpha: float = None            # rmsprop: the smoothing constant (default 0.99)
     centered: bool = False         # rmsprop: divide by the gradient's running variance, not its mean square
-    schedule: str = None           # none | cosine | stepN | plateau[N]
+    schedule: str = None           # none | cosine | stepN | plateau[N] | onecycle[P]
     loss: str = None               # cross_entropy | bce (two classes, one sigmoid output) | multimargin
     label_smoothing: float = None  # cross_entropy only
     clip_grad_norm: float = None   # max L2 norm of each batch's gradients
+    workers: int = 1               # threads that each train on a part of every batch (data parallel)
     augment: str = None            # e.g. "shift2", "crop4-flip"; "none" disables
     tta: str = None                # "flip": also report the accuracy with mirrored test images averaged in
     classes: list = None
@@ -138,6 +139,7 @@ def check_config(cfg):
     number("alpha", 0, 1, optional=True)
     number("label_smoothing", 0, 1, optional=True)
     number("clip_grad_norm", 0, low_open=True, optional=True)
+    number("workers", 1, integer=True)
     number("val_split", 0, 1, high_open=True)
     number("seed", 0, integer=True)
     number("per_class", 1, integer=True, optional=True)
@@ -181,6 +183,8 @@ _LOSS_ALIASES = {"cross_entropy": "cross_entropy", "crossentropy": "cross_entrop
                  "bce_with_logits": "bce", "multimargin": "multimargin", "hinge": "multimargin"}
 #: a plateau schedule's patience when ``plateau`` gives no N
 PLATEAU_PATIENCE = 2
+#: a one-cycle schedule's warm-up, percent of the steps, when ``onecycle`` gives no P (PyTorch's 0.3)
+ONECYCLE_PCT = 30
 
 
 def loss_name(cfg):
@@ -214,18 +218,22 @@ def model_outputs(cfg, num_classes):
 
 
 def schedule_step(cfg):
-    """The N of a ``stepN`` schedule, or the patience N of ``plateau[N]`` (None for the other
-    schedules), checked."""
+    """The N of a ``stepN`` schedule, the patience N of ``plateau[N]`` or the warm-up percent P of
+    ``onecycle[P]`` (None for the other schedules), checked."""
     name = (cfg.schedule or "none").lower()
     if name in ("none", "cosine"):
         return None
-    m = re.fullmatch(r"(step|plateau)(\d{0,6})", name)
-    if m is None or (m.group(1) == "step" and m.group(2) and int(m.group(2)) < 1):
+    m = re.fullmatch(r"(step|plateau|onecycle)(\d{0,6})", name)
+    if (m is None or (m.group(1) == "step" and m.group(2) and int(m.group(2)) < 1)
+            or (m.group(1) == "onecycle" and m.group(2) and not 1 <= int(m.group(2)) <= 99)):
         raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose none, cosine, stepN (N >= 1: lr x0.1 "
-                          f"every N epochs) or plateau[N] (lr x0.1 after N epochs without a better validation "
-                          f"loss; default {PLATEAU_PATIENCE})")
+                          f"every N epochs), plateau[N] (lr x0.1 after N epochs without a better validation "
+                          f"loss; default {PLATEAU_PATIENCE}) or onecycle[P] (per batch: up to --lr over the "
+                          f"first P% of the steps, 1 <= P <= 99, default {ONECYCLE_PCT}, then down to ~0)")
     if m.group(1) == "plateau":
         return int(m.group(2)) if m.group(2) else PLATEAU_PATIENCE
+    if m.group(1) == "onecycle":
+        return int(m.group(2)) if m.group(2) else ONECYCLE_PCT
     return int(m.group(2) or max(cfg.epochs // 3, 1))
 
 
@@ -279,8 +287,12 @@ def make_optimizer(cfg, params):
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam, adamw or rmsprop")
 
 
-def make_scheduler(cfg, optimizer, start_epoch=0, history=None, monitor="val_loss"):
+def make_scheduler(cfg, optimizer, start_epoch=0, history=None, monitor="val_loss", steps_per_epoch=None):
     """The run's schedule (None for ``none``), at epoch ``start_epoch`` of a resumed run.
+
+    ``onecycle[P]``: OneCycleLR up to ``cfg.lr`` (the optimizer's lr) over ``cfg.epochs *
+    steps_per_epoch`` batches, P% of them rising; a resumed run starts at step ``start_epoch *
+    steps_per_epoch``.
 
     ``plateau[N]``: ReduceLROnPlateau(patience N) on ``monitor`` (val_loss, or loss when the run
     has no validation split). Its state (best value, bad epochs, lr) is not a function of the
@@ -300,6 +312,14 @@ def make_scheduler(cfg, optimizer, start_epoch=0, history=None, monitor="val_los
             optimizer.lr = optimizer.initial_lr
             for v in values:
                 sched.step(v)
+        return sched
+    if name.startswith("onecycle"):
+        if not steps_per_epoch:
+            raise ConfigError("the onecycle schedule needs the number of batches per epoch")
+        sched = optim.OneCycleLR(optimizer, max_lr=optimizer.initial_lr, epochs=cfg.epochs,
+                                 steps_per_epoch=steps_per_epoch, pct_start=step / 100)
+        if start_epoch:
+            sched.load_state_dict({"last_epoch": min(start_epoch * steps_per_epoch, sched.total_steps)})
         return sched
     if name == "cosine":
         sched = optim.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
@@ -422,7 +442,8 @@ def train(cfg, resume=None, verbose=1, threads=None):
         best_ckpt.best = max(model.history.history["val_accuracy"])
     callbacks.append(best_ckpt)
     monitor = "val_loss" if has_val else "loss"
-    sched = make_scheduler(cfg, optimizer, start, history=model.history, monitor=monitor)
+    sched = make_scheduler(cfg, optimizer, start, history=model.history, monitor=monitor,
+                           steps_per_epoch=math.ceil(len(data.x_train) / cfg.batch_size))
     if sched is not None:
         callbacks.append(sched)
     t0 = time.perf_counter()
@@ -431,7 +452,7 @@ def train(cfg, resume=None, verbose=1, threads=None):
         model.fit(data.x_train, data.y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                   optimizer=optimizer, loss=crit, validation_data=(data.x_val, data.y_val) if has_val else None,
                   callbacks=callbacks, verbose=verbose, augment=augment, initial_epoch=start,
-                  clip_grad_norm=cfg.clip_grad_norm)
+                  clip_grad_norm=cfg.clip_grad_norm, workers=cfg.workers)
     train_seconds = time.perf_counter() - t0
     best = load(best_path) if os.path.exists(best_path) else model
     metrics = write_run_outputs(run_dir, best, data, cfg, train_seconds=train_seconds,

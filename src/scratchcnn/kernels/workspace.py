@@ -8,6 +8,7 @@ with the data set. Buffers handed out by a workspace are scratch: a layer never
 returns one to its caller.
 """
 import math
+import threading
 
 import numpy as np
 
@@ -45,6 +46,12 @@ class Workspace:
         return sum(b.nbytes for b in self._buffers.values())
 
 
+class ThreadWorkspace(threading.local, Workspace):
+    """A :class:`Workspace` with separate buffers in each thread (``threading.local`` runs
+    ``__init__`` again in every thread that touches it)."""
+
+
 # Scratch shared by every layer for buffers used only inside one call (e.g. the
-# column-gradient of a convolution's backward pass): calls run one after another.
-shared_workspace = Workspace()
+# column-gradient of a convolution's backward pass): calls in one thread run one after
+# another; each thread (the workers of fit(..., workers=N)) has its own buffers.
+shared_workspace = ThreadWorkspace()

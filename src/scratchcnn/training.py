@@ -22,6 +22,7 @@ with ``p = sigmoid(logit)``, the (N, K) form every consumer of class probabiliti
 memory for reuse (:func:`scratchcnn.kernels.tune_allocator`; ``SCRATCHCNN_MALLOC=system``
 opts out), so each batch's fresh arrays cost no page faults.
 """
+import contextlib
 import math
 import time
 
@@ -287,42 +288,44 @@ def _epochs(model, x, y, epochs, batch_size, optimizer, crit, validation_data, s
         t0 = time.perf_counter()
         bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=not verbose, leave=True, dynamic_ncols=True)
-        for b in bar:
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            xb, yb = x[idx], y[idx]
-            if augment is not None:
-                xb = augment(xb)
-            optimizer.zero_grad()
-            if par is None:
-                out = model(xb)
-                batch_loss = crit(out, yb)
-            else:                                  # forward and backward on the workers' shards
-                with par.blas_limit():
+        # with workers, BLAS keeps its per-worker thread count for the whole epoch: restoring it
+        # between steps woke OpenBLAS's own threads, which then competed with the workers
+        with par.blas_limit() if par is not None else contextlib.nullcontext():
+            for b in bar:
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb, yb = x[idx], y[idx]
+                if augment is not None:
+                    xb = augment(xb)
+                optimizer.zero_grad()
+                if par is None:
+                    out = model(xb)
+                    batch_loss = crit(out, yb)
+                else:                              # forward and backward on the workers' shards
                     out, batch_loss = par.forward_backward(xb, yb)
-            if not math.isfinite(batch_loss):
-                bar.close()
-                where = _diagnose(model, xb)
-                raise TrainingDivergedError(
-                    f"loss became {batch_loss} at epoch {epoch + 1}, batch {b + 1} of {n_batches}{where}; "
-                    f"try a smaller learning rate (optimizer: {optimizer!r})", epoch=epoch + 1, batch=b + 1)
-            if par is None:
-                model.backward(crit.backward())
-            if clip_grad_norm is not None:
-                clip_grad_norm_(model.parameters(), clip_grad_norm)
-            optimizer.step()
-            m = len(idx)
-            total_loss += _batch_total(crit, batch_loss, m)
-            seen += m
-            if is_ce:
-                c, k = _accuracy_counts(out, yb, crit)
-                correct, counted = correct + c, counted + k
-            _call(cbs, "on_batch_end", b, {"loss": batch_loss})
-            if verbose and (b % 10 == 0 or b == n_batches - 1):
-                post = {"loss": f"{total_loss / seen:.4f}"}
+                if not math.isfinite(batch_loss):
+                    bar.close()
+                    where = _diagnose(model, xb)
+                    raise TrainingDivergedError(
+                        f"loss became {batch_loss} at epoch {epoch + 1}, batch {b + 1} of {n_batches}{where}; "
+                        f"try a smaller learning rate (optimizer: {optimizer!r})", epoch=epoch + 1, batch=b + 1)
+                if par is None:
+                    model.backward(crit.backward())
+                if clip_grad_norm is not None:
+                    clip_grad_norm_(model.parameters(), clip_grad_norm)
+                optimizer.step()
+                m = len(idx)
+                total_loss += _batch_total(crit, batch_loss, m)
+                seen += m
                 if is_ce:
-                    post["acc"] = f"{correct / counted:.4f}"
-                post["img/s"] = f"{seen / max(time.perf_counter() - t0, 1e-9):.0f}"
-                bar.set_postfix(post, refresh=False)
+                    c, k = _accuracy_counts(out, yb, crit)
+                    correct, counted = correct + c, counted + k
+                _call(cbs, "on_batch_end", b, {"loss": batch_loss})
+                if verbose and (b % 10 == 0 or b == n_batches - 1):
+                    post = {"loss": f"{total_loss / seen:.4f}"}
+                    if is_ce:
+                        post["acc"] = f"{correct / counted:.4f}"
+                    post["img/s"] = f"{seen / max(time.perf_counter() - t0, 1e-9):.0f}"
+                    bar.set_postfix(post, refresh=False)
         bar.close()
         logs = {"loss": total_loss / seen}
         if is_ce:

@@ -60,7 +60,10 @@ def forward(step, x):
         y = layer.forward(x)
     finally:
         fused, kernel.fuse_relu_once = not kernel.fuse_relu_once, False
-    return relu.keep_output(y) if fused else relu.forward(y)
+    if not fused:
+        return relu.forward(y)
+    relu._note_forward()                          # the kernel did the ReLU's forward: its backward may run
+    return relu.keep_output(y)
 
 
 def backward(step, grad):

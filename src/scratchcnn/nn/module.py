@@ -6,6 +6,7 @@ respect to its input while *accumulating* the gradients of its parameters
 (``backward``). Names follow PyTorch: ``parameters()``, ``named_parameters()``,
 ``zero_grad()``, ``train()`` / ``eval()``, ``state_dict()`` / ``load_state_dict()``.
 """
+import functools
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -84,6 +85,25 @@ def check_finite(x, what="input"):
 LAYER_REGISTRY = {}
 
 
+def _notes_forward(forward):
+    @functools.wraps(forward)
+    def noted(self, x):
+        y = forward(self, x)
+        self._note_forward()
+        return y
+    return noted
+
+
+def _needs_forward(backward):
+    @functools.wraps(backward)
+    def checked(self, grad_out):
+        if not self.__dict__.get("_forward_ran"):
+            raise ConfigError(f"{self!r}.backward: there is no forward pass with gradients on to go back through "
+                              f"(call the layer or model on an input first, outside no_grad())"[:300])
+        return backward(self, grad_out)
+    return checked
+
+
 class Module:
     """Base class of layers and models.
 
@@ -97,6 +117,13 @@ class Module:
         super().__init_subclass__(**kwargs)
         if register:      # so a saved architecture can be rebuilt by name
             LAYER_REGISTRY[cls.__name__] = cls
+        # every layer's backward needs the caches of a forward pass with gradients on: the base
+        # class notes each forward and refuses a backward without one (a clear error, not a
+        # TypeError from a missing cache deep inside the layer's maths)
+        if "forward" in cls.__dict__:
+            cls.forward = _notes_forward(cls.__dict__["forward"])
+        if "backward" in cls.__dict__:
+            cls.backward = _needs_forward(cls.__dict__["backward"])
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -148,6 +175,12 @@ class Module:
 
     def _check_input(self, x):
         """Raise :class:`ShapeError` if ``x`` cannot be this module's input."""
+
+    def _note_forward(self):
+        """Record that a forward pass ran (with gradients on or not: backward needs one with them
+        on). Called after every subclass's ``forward``; a fast path that does a layer's forward
+        work elsewhere (a ReLU fused into a convolution) calls it itself."""
+        self.__dict__["_forward_ran"] = is_grad_enabled()
 
     def forward(self, x):
         raise NotImplementedError

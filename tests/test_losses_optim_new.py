@@ -595,3 +595,23 @@ def test_cli_refuses_bad_settings(tmp_path, capsys, extra, match):
                  "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"] + extra) == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_logged_loss_of_a_k_output_bce_is_the_same_for_mean_and_sum():
+    r = np.random.default_rng(5)
+    x, t = r.standard_normal((24, 3)).astype(np.float64), (r.random((24, 4)) > 0.5).astype(np.float64)
+    logged = {}
+    for reduction in ("mean", "sum"):
+        sc.manual_seed(0)
+        model = sc.Sequential(sc.Dense(3, 4), input_shape=(3,)).to(np.float64)
+        crit = BCEWithLogitsLoss(reduction=reduction)
+        expected = BCEWithLogitsLoss()(model.predict_logits(x), t)          # the per-element mean
+        logged[reduction] = model.evaluate(x, t, loss=crit)["loss"]
+        assert logged[reduction] == pytest.approx(expected, rel=1e-12)
+    # and in fit's history (lr tiny: the weights barely move within the epoch)
+    for reduction in ("mean", "sum"):
+        sc.manual_seed(0)
+        model = sc.Sequential(sc.Dense(3, 4), input_shape=(3,)).to(np.float64)
+        h = model.fit(x, t, epochs=1, batch_size=8, loss=BCEWithLogitsLoss(reduction=reduction), verbose=0,
+                      optimizer=optim.SGD(model.parameters(), lr=1e-12))
+        assert h.history["loss"][0] == pytest.approx(logged["mean"], rel=1e-6)

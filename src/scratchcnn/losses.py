@@ -17,6 +17,8 @@ from .nn.activations import log_softmax
 
 class Loss:
     name = "loss"
+    #: what ``reduction="mean"`` divides by: the examples (N), or every output element (N * K)
+    mean_over = "examples"
 
     def __call__(self, output, target):
         return self.forward(output, target)
@@ -110,6 +112,8 @@ class BCEWithLogitsLoss(Loss):
     ``sigmoid(-x)``, exact for large logits.
     """
     name = "bce_with_logits"
+
+    mean_over = "elements"
 
     def __init__(self, weight=None, reduction="mean", pos_weight=None):
         self.weight = _weights("BCEWithLogitsLoss", "weight", weight)
@@ -243,6 +247,7 @@ class MultiMarginLoss(Loss):
 
 class MSELoss(Loss):
     """Mean squared error over every element: ``mean((y - t)^2)``; gradient ``2 (y - t) / numel``."""
+    mean_over = "elements"
     name = "mse"
 
     def __init__(self):

@@ -162,10 +162,14 @@ def _accuracy_counts(logits, y, crit=None):
     return int((pred == truth).sum()), len(pred)
 
 
-def _batch_total(crit, value, m):
-    """A batch's loss summed over its ``m`` examples (the logged loss is the mean per example):
-    ``value * m`` for a mean, ``value`` itself for a loss with ``reduction="sum"``."""
-    return value if getattr(crit, "reduction", "mean") == "sum" else value * m
+def _batch_total(crit, value, m, out):
+    """A batch's loss summed over its ``m`` examples, in the units of the loss's mean (the logged
+    loss is what ``reduction="mean"`` would give over the epoch): ``value * m`` for a mean;
+    ``value`` itself for ``reduction="sum"``, divided by the outputs per example when the mean
+    is taken over every output element (BCEWithLogitsLoss with K outputs)."""
+    if getattr(crit, "reduction", "mean") != "sum":
+        return value * m
+    return value / (out.size // max(m, 1)) if getattr(crit, "mean_over", "examples") == "elements" else value
 
 
 def _has_accuracy(crit):
@@ -314,7 +318,7 @@ def _epochs(model, x, y, epochs, batch_size, optimizer, crit, validation_data, s
                     clip_grad_norm_(model.parameters(), clip_grad_norm)
                 optimizer.step()
                 m = len(idx)
-                total_loss += _batch_total(crit, batch_loss, m)
+                total_loss += _batch_total(crit, batch_loss, m, out)
                 seen += m
                 if is_ce:
                     c, k = _accuracy_counts(out, yb, crit)
@@ -457,7 +461,7 @@ def evaluate(model, x, y, batch_size=256, loss=None):
                 elif isinstance(crit, BCEWithLogitsLoss) and _ends_with(model, "Sigmoid"):   # back to logits
                     tiny = np.finfo(out.dtype).tiny
                     out = np.log(np.maximum(out, tiny)) - np.log(np.maximum(1 - out, tiny))
-                total += _batch_total(crit, crit(out, yb), len(xb))
+                total += _batch_total(crit, crit(out, yb), len(xb), out)
                 if is_ce:
                     c, k = _accuracy_counts(out, yb, crit)
                     correct, counted = correct + c, counted + k

@@ -22,8 +22,9 @@ BatchNorm normalises each shard with that shard's own statistics ("ghost" batch 
 estimates become the mean of the replicas' (each replica moved the same old estimate towards
 its shard's statistics). Dropout in worker i draws from a generator of its own, seeded from
 the shared one's state (:func:`scratchcnn.get_rng`) when ``fit`` starts, so a seeded run is
-repeatable and shuffles and augments exactly as it would with one worker. A model without BatchNorm or dropout takes the one-worker step to rounding (the
-same sums, added in another order). A batch is cut into at most ``len(xb) // 2`` shards, so
+repeatable and shuffles and augments exactly as it would with one worker. A model without
+BatchNorm or dropout takes the one-worker step to rounding (the same sums, added in another
+order). A batch is cut into at most ``len(xb) // 2`` shards, so
 no shard holds a single example (BatchNorm cannot normalise one value per channel).
 """
 import copy
@@ -33,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-from .errors import ConfigError
+from .optim import check_number
 from .random import get_rng, thread_rng
 from .threads import blas_threads, get_num_threads
 
@@ -43,10 +44,7 @@ _NOT_COPIED = ("optimizer", "history", "metadata")
 
 def check_workers(workers, who="fit"):
     """``workers`` as an int >= 1, else ConfigError naming ``who``."""
-    if not isinstance(workers, (int, np.integer)) or isinstance(workers, (bool, np.bool_)) or workers < 1:
-        raise ConfigError(f"{who}: workers must be an integer >= 1 (threads that each train on a part of "
-                          f"the batch), got {workers!r}")
-    return int(workers)
+    return check_number(who, "workers", workers, low=1, integer=True)
 
 
 def replicate(model):

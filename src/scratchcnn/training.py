@@ -5,7 +5,7 @@ words: for each batch, ``optimizer.zero_grad()``, forward, loss, ``backward``,
 ``optimizer.step()``. Evaluation and prediction run in bounded batches under
 ``no_grad`` (no caches kept), in eval mode (Dropout off, BatchNorm on running stats).
 
-One training step, the lines to read first (in :func:`fit`)::
+One training step, the lines to read first (in :func:`_epochs`, fit's loop)::
 
     optimizer.zero_grad()                  # scratchcnn.optim: every p.grad = 0
     out = model(xb)                        # each layer's forward, in order (scratchcnn.nn)

@@ -12,7 +12,7 @@ fast ``kernels``; ``losses`` and ``optim``; ``callbacks``, ``training``, ``summa
 reports, plots, presets, spec strings, introspection, export, web page).
 """
 from . import optim
-from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, TimeBudget
 from .errors import (ConfigError, DatasetError, ExportError, LabelError, ModelFileError, ScratchCNNError,
                      ShapeError, TrainingDivergedError)
 from .diagnostics import GradientDiagnostics
@@ -37,6 +37,7 @@ __all__ = [
     "DatasetError", "Dense", "Dropout", "ExportError", "EarlyStopping", "Flatten", "GlobalAvgPool2D", "History",
     "LabelError", "LeakyReLU", "MSELoss", "MaxPool2D", "ModelCheckpoint", "ModelFileError", "Module",
     "Parameter", "ReLU", "Residual", "ScratchCNNError", "Sequential", "ShapeError", "Sigmoid", "Softmax", "Tanh",
+    "TimeBudget",
     "BCEWithLogitsLoss", "MultiMarginLoss", "clip_grad_norm_",
     "TrainingDivergedError", "doctor", "GradientDiagnostics", "get_num_threads", "get_rng", "gradcheck", "load", "manual_seed", "no_grad",
     "basic_block", "optim", "save", "set_num_threads", "textbook", "textbook_enabled", "use_textbook",

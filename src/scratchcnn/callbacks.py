@@ -2,10 +2,12 @@
 import math
 import numbers
 import os
+import time
 
 import numpy as np
 
 from .errors import ConfigError
+from .optim import Optimizer, check_number
 
 
 class Callback:
@@ -109,6 +111,63 @@ class ModelCheckpoint(Callback):
                 return
             self.best = value
         self.model.save(self.path)
+
+
+class TimeBudget(Callback):
+    """Train for ``seconds`` of wall-clock time (PyTorch Lightning's ``max_time``): the time is
+    checked after every batch, so training stops within one batch of the budget, and ``fit``
+    ends the epoch it is in there (that epoch's logs cover the batches that ran; the epoch-end
+    callbacks, checkpoints included, still run). ``fit``'s ``epochs`` stays the upper bound.
+
+    optimizer: optional. Its learning rate then follows a cosine over the time instead of the
+    epochs (CosineAnnealingLR with elapsed / seconds in place of epoch / T_max), set after each
+    batch for the next: ``lr = eta_min + (lr0 - eta_min) * (1 + cos(pi * t / seconds)) / 2``
+    with ``lr0`` the optimizer's initial lr and ``t`` the seconds trained, so a run anneals fully
+    however fast or slow the machine turns out to be (and is, for the same reason, not exactly
+    repeatable). spent: seconds already trained, for a resumed run (the clock starts there).
+    ``stopped`` says whether the budget ended the training.
+    """
+
+    clock = staticmethod(time.perf_counter)     # seconds; the tests put a fake clock here
+
+    def __init__(self, seconds, optimizer=None, eta_min=0.0, spent=0.0):
+        self.seconds = check_number("TimeBudget", "seconds", seconds, low=0, low_open=True)
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise ConfigError(f"TimeBudget: optimizer must be a scratchcnn optimizer (SGD, Adam, AdamW, RMSprop) "
+                              f"or None, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.eta_min = check_number("TimeBudget", "eta_min", eta_min, low=0)
+        if optimizer is not None and self.eta_min > optimizer.initial_lr:
+            raise ConfigError(f"TimeBudget: eta_min ({self.eta_min}) must not exceed the optimizer's lr "
+                              f"({optimizer.initial_lr})")
+        self.spent = check_number("TimeBudget", "spent", spent, low=0)
+        self.start, self.stopped = None, False
+
+    def elapsed(self):
+        """Seconds trained so far (``spent`` included); 0 before training begins."""
+        return self.spent if self.start is None else self.clock() - self.start
+
+    def get_lr(self, t):
+        """The cosine's learning rate after ``t`` seconds (``eta_min`` from ``seconds`` on)."""
+        lr0 = self.optimizer.initial_lr
+        return self.eta_min + (lr0 - self.eta_min) * (1 + math.cos(math.pi * min(t / self.seconds, 1.0))) / 2
+
+    def on_train_begin(self, logs=None):
+        self.start, self.stopped = self.clock() - self.spent, False
+        if self.optimizer is not None:
+            self.optimizer.lr = self.get_lr(self.spent)
+        if self.spent >= self.seconds:          # a resumed run that had used its budget trains no further
+            self.model.stop_training = self.stopped = True
+
+    def on_batch_end(self, batch, logs=None):
+        t = self.elapsed()
+        if self.optimizer is not None:
+            self.optimizer.lr = self.get_lr(t)
+        if t >= self.seconds:
+            self.model.stop_training = self.stopped = True
+
+    def __repr__(self):
+        return f"TimeBudget(seconds={self.seconds:g}, cosine={'yes' if self.optimizer is not None else 'no'})"
 
 
 def _is_number(v):

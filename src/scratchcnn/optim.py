@@ -110,12 +110,15 @@ class Optimizer:
         config = sd.get("config", {})
         if not isinstance(config, dict) or set(config) - set(("lr",) + self.hyper):
             raise ConfigError(f"{who}: 'config' must be a dict of {', '.join(('lr',) + self.hyper)}, got {config!r}")
-        if config:      # checked as the constructor checks them
-            type(self)(self.params, **{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
         steps = sd.get("steps", 0)
         initial_lr = sd.get("initial_lr", self.lr)
         steps = check_number(who, "steps", steps, low=0, integer=True)
         initial_lr = check_number(who, "initial_lr", initial_lr, low=0, low_open=True)
+        if config:      # checked as the constructor checks them, but the current lr may be 0: a schedule
+            hyper = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k != "lr"}
+            type(self)(self.params, lr=initial_lr, **hyper)      # (a cosine's eta_min) may have annealed it there
+            if "lr" in config:
+                check_number(who, "lr", config["lr"], low=0)
         buffers = []
         for i, (p, s) in enumerate(zip(self.params, state)):
             b = {}

@@ -497,8 +497,8 @@ def _load_optimizer(path, model, opt, arrays):
                              f"{len(params)}")
     chosen = [params[i] for i in opt["params"]]
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in opt["config"].items()}
-    try:
-        optimizer = cls(chosen, **config)
+    try:       # built at its initial lr: the saved (current) lr may be 0, where a schedule annealed it
+        optimizer = cls(chosen, **{**config, "lr": opt["initial_lr"]})
     except ScratchCNNError as exc:
         raise ModelFileError(f"{path!r}: the optimizer's config {json.dumps(opt['config'])[:200]} is refused: "
                              f"{exc}") from None
@@ -522,8 +522,9 @@ def _load_optimizer(path, model, opt, arrays):
     if extra:
         raise ModelFileError(f"{path!r}: optimizer buffers {sorted(extra)[:5]} are not listed in its state")
     try:
-        optimizer.load_state_dict({"type": cls.__name__, "config": optimizer.config(), "steps": opt["steps"],
-                                   "initial_lr": opt["initial_lr"], "state": state})
+        current = {"lr": config["lr"]} if "lr" in config else {}
+        optimizer.load_state_dict({"type": cls.__name__, "config": {**optimizer.config(), **current},
+                                   "steps": opt["steps"], "initial_lr": opt["initial_lr"], "state": state})
     except ScratchCNNError as exc:
         raise ModelFileError(f"{path!r}: the optimizer's state is refused: {exc}") from None
     return optimizer

@@ -283,6 +283,8 @@ def _epochs(model, x, y, epochs, batch_size, optimizer, crit, validation_data, s
     n_batches = math.ceil(n / batch_size)
     rng = get_rng()
     for epoch in range(initial_epoch, epochs):
+        if getattr(model, "stop_training", False):     # stopped before this epoch (a TimeBudget already spent)
+            break
         model.train()
         _call(cbs, "on_epoch_begin", epoch)
         if par is not None:
@@ -324,6 +326,8 @@ def _epochs(model, x, y, epochs, batch_size, optimizer, crit, validation_data, s
                     c, k = _accuracy_counts(out, yb, crit)
                     correct, counted = correct + c, counted + k
                 _call(cbs, "on_batch_end", b, {"loss": batch_loss})
+                if getattr(model, "stop_training", False):   # a callback stopped it mid-epoch (Keras)
+                    break
                 if verbose and (b % 10 == 0 or b == n_batches - 1):
                     post = {"loss": f"{total_loss / seen:.4f}"}
                     if is_ce:
@@ -344,8 +348,6 @@ def _epochs(model, x, y, epochs, batch_size, optimizer, crit, validation_data, s
             tqdm.write(f"epoch {epoch + 1}/{epochs}: " +
                        " ".join(f"{k}={v:.4g}" for k, v in logs.items()))
         _call(cbs, "on_epoch_end", epoch, logs)
-        if getattr(model, "stop_training", False):
-            break
 
 
 _HOOKS = ("set_model", "on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")

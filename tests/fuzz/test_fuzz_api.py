@@ -429,7 +429,8 @@ def test_load_state_dict(data, model):
 
 
 @settings(max_examples=80)
-@given(which=st.sampled_from(["History", "History.from_dict", "EarlyStopping", "ModelCheckpoint"]), data=st.data())
+@given(which=st.sampled_from(["History", "History.from_dict", "EarlyStopping", "ModelCheckpoint", "TimeBudget"]),
+       data=st.data())
 def test_callbacks(which, data):
     if which == "History":
         api_error(ENTRY, which, sc.History, data.draw(st.sampled_from([5, [1], {"loss": 5}, {"loss": ["x"]},
@@ -445,6 +446,16 @@ def test_callbacks(which, data):
                  "mode": data.draw(st.sampled_from(["up", "", None, 1])),
                  "monitor": data.draw(st.sampled_from(["", None, 5]))}[name]
         api_error(ENTRY, f"EarlyStopping({name}=...)", sc.EarlyStopping, **{name: value})
+    elif which == "TimeBudget":
+        name = data.draw(st.sampled_from(["seconds", "optimizer", "eta_min", "spent"]))
+        kwargs = {"seconds": 10.0}
+        kwargs[name] = {"seconds": data.draw(st.sampled_from([0, -1, NAN, INF, "60", None, True])),
+                        "optimizer": data.draw(st.sampled_from(["adam", 0.1, object(), optim.SGD])),
+                        "eta_min": data.draw(st.sampled_from([-0.1, NAN, "x", 1e3])),
+                        "spent": data.draw(st.sampled_from([-1, NAN, INF, "5"]))}[name]
+        if name == "eta_min":
+            kwargs["optimizer"] = optim.SGD(_params(), lr=0.1)
+        api_error(ENTRY, f"TimeBudget({name}=...)", sc.TimeBudget, **kwargs)
     else:
         name = data.draw(st.sampled_from(["path", "mode", "monitor"]))
         kwargs = {"path": "m.npz"}

@@ -94,6 +94,7 @@ TRAIN_NUMBERS = {
     "--epochs": bad_int(1), "--batch-size": bad_int(1), "--per-class": bad_int(1), "--test-per-class": bad_int(1),
     "--seed": bad_int(0), "--lr": bad_float(0, low_open=True), "--momentum": bad_float(0, 1, high_open=True),
     "--weight-decay": bad_float(0), "--val-split": bad_float(0, 1, high_open=True), "--workers": bad_int(1),
+    "--time-limit": bad_float(0, low_open=True),
 }
 TRAIN_CHOICES = {"--optimizer": ["sgd", "adam", "adamw"], "--normalize": ["scale", "standardize", "none"]}
 

@@ -157,6 +157,9 @@ def _parser():
                    help="N threads, each running the network on a part of every batch (data parallel on N "
                         "cores, the --threads BLAS threads shared out among them); BatchNorm then normalises "
                         "each part with its own statistics (default 1)")
+    t.add_argument("--time-limit", type=_float_in(0, low_open=True), metavar="SECONDS",
+                   help="train for at most SECONDS (checked after each batch; --epochs stays the upper bound); "
+                        "with --schedule cosine the learning rate anneals over the time instead of the epochs")
     t.add_argument("--augment", help="none, shiftN (random shifts up to N px), cropN (pad N + random crop), "
                                      "flip, erase[P] (random erasing, probability P%%, default 50); join with '-', e.g. crop4-flip")
     t.add_argument("--val-split", type=_float_in(0, 1, high_open=True), default=0.1)
@@ -283,7 +286,8 @@ def _train_config(args):
                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
                        weight_decay=args.weight_decay, nesterov=args.nesterov, alpha=args.alpha, centered=args.centered,
                        schedule=opt("schedule"), loss=opt("loss"), label_smoothing=opt("label_smoothing"),
-                       clip_grad_norm=opt("clip_grad_norm"), workers=opt("workers", 1), augment=opt("augment"),
+                       clip_grad_norm=opt("clip_grad_norm"), workers=opt("workers", 1), time_limit=opt("time_limit"),
+                       augment=opt("augment"),
                        tta=opt("tta"),
                        classes=_classes(args.classes), per_class=args.per_class,
                        test_per_class=args.test_per_class, val_split=args.val_split,

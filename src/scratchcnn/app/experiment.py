@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 
 from .. import losses, optim
-from ..callbacks import Callback, ModelCheckpoint
+from ..callbacks import Callback, ModelCheckpoint, TimeBudget
 from ..datasets import augment_from_name, describe, load_data, load_dataset
 from ..diagnostics import GradientDiagnostics
 from ..datasets.formats import data_name
@@ -46,6 +46,7 @@ class TrainConfig:
     label_smoothing: float = None  # cross_entropy only
     clip_grad_norm: float = None   # max L2 norm of each batch's gradients
     workers: int = 1               # threads that each train on a part of every batch (data parallel)
+    time_limit: float = None       # seconds of training: stop there (epochs is the upper bound); cosine over the time
     augment: str = None            # e.g. "shift2", "crop4-flip"; "none" disables
     tta: str = None                # "flip": also report the accuracy with mirrored test images averaged in
     classes: list = None
@@ -140,6 +141,7 @@ def check_config(cfg):
     number("label_smoothing", 0, 1, optional=True)
     number("clip_grad_norm", 0, low_open=True, optional=True)
     number("workers", 1, integer=True)
+    number("time_limit", 0, low_open=True, optional=True)
     number("val_split", 0, 1, high_open=True)
     number("seed", 0, integer=True)
     number("per_class", 1, integer=True, optional=True)
@@ -294,6 +296,9 @@ def make_scheduler(cfg, optimizer, start_epoch=0, history=None, monitor="val_los
     steps_per_epoch`` batches, P% of them rising; a resumed run starts at step ``start_epoch *
     steps_per_epoch``.
 
+    ``cosine``: CosineAnnealingLR over ``cfg.epochs``, or, with ``cfg.time_limit``, a cosine over
+    the time limit (see :func:`make_time_budget`; no schedule here then).
+
     ``plateau[N]``: ReduceLROnPlateau(patience N) on ``monitor`` (val_loss, or loss when the run
     has no validation split). Its state (best value, bad epochs, lr) is not a function of the
     epoch: on resume it is rebuilt by replaying ``history`` (the run's History), whose
@@ -322,6 +327,8 @@ def make_scheduler(cfg, optimizer, start_epoch=0, history=None, monitor="val_los
             sched.load_state_dict({"last_epoch": min(start_epoch * steps_per_epoch, sched.total_steps)})
         return sched
     if name == "cosine":
+        if cfg.time_limit:
+            return None                            # the TimeBudget's cosine
         sched = optim.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     else:
         sched = optim.StepLR(optimizer, step_size=step, gamma=0.1)
@@ -329,6 +336,19 @@ def make_scheduler(cfg, optimizer, start_epoch=0, history=None, monitor="val_los
         sched.last_epoch = start_epoch
         optimizer.lr = sched.get_lr(start_epoch)
     return sched
+
+
+def make_time_budget(cfg, optimizer, start_epoch=0, history=None):
+    """The TimeBudget of ``cfg.time_limit`` seconds (None without one): training stops once they
+    are spent; with the ``cosine`` schedule the learning rate follows a cosine over the time,
+    not the epochs. A resumed run counts the epochs' logged times as spent."""
+    if not cfg.time_limit:
+        return None
+    spent = 0.0
+    if start_epoch and history is not None:
+        spent = float(sum(history.history.get("time", [])[:start_epoch]))
+    cosine = (cfg.schedule or "none").lower() == "cosine"
+    return TimeBudget(cfg.time_limit, optimizer if cosine else None, spent=spent)
 
 
 class GracefulInterrupt(Callback):
@@ -446,6 +466,9 @@ def train(cfg, resume=None, verbose=1, threads=None):
                            steps_per_epoch=math.ceil(len(data.x_train) / cfg.batch_size))
     if sched is not None:
         callbacks.append(sched)
+    budget = make_time_budget(cfg, optimizer, start, history=model.history)
+    if budget is not None:
+        callbacks.append(budget)
     t0 = time.perf_counter()
     with textbook(True) if cfg.textbook else contextlib.nullcontext():
         code_path = "textbook" if textbook_enabled() else "fast kernels"

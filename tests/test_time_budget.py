@@ -189,6 +189,9 @@ def test_train_stops_at_the_time_limit_and_resumes_with_the_time_spent(tmp_path,
     assert model.optimizer.lr == pytest.approx(0.0, abs=1e-12)  # the cosine reached its end at the limit
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["config"]["time_limit"] == 5.0
+    assert metrics["stopped_by_time_limit"] is True and metrics["epochs_run"] == 2
+    with open(os.path.join(run_dir, "report.md")) as f:
+        assert "Stopped by the time limit** (5 s) in epoch 2" in f.read()
 
 
 def test_the_command_line_takes_time_limit(tmp_path):

@@ -479,7 +479,8 @@ def train(cfg, resume=None, verbose=1, threads=None):
     train_seconds = time.perf_counter() - t0
     best = load(best_path) if os.path.exists(best_path) else model
     metrics = write_run_outputs(run_dir, best, data, cfg, train_seconds=train_seconds,
-                                interrupted=stopper.interrupted, history=model.history, code_path=code_path)
+                                interrupted=stopper.interrupted, history=model.history, code_path=code_path,
+                                time_limited=budget is not None and budget.stopped)
     return run_dir, metrics
 
 

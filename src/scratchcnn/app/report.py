@@ -62,15 +62,17 @@ def flip_tta_accuracy(model, x, y, probs=None, batch_size=256):
 
 
 def write_run_outputs(run_dir, model, data, cfg, train_seconds=None, interrupted=False, history=None,
-                      code_path=None):
+                      code_path=None, time_limited=False):
     """Write metrics.json, history.csv / .json, the pictures and report.md; return the metrics.
 
     ``model`` is the model evaluated (the best checkpoint); ``history`` the whole run's History
-    (default: the model's own); ``code_path``: "textbook" or "fast kernels", the code that trained it."""
+    (default: the model's own); ``code_path``: "textbook" or "fast kernels", the code that trained it;
+    ``time_limited``: whether ``--time-limit`` ended the training (in its last, partial epoch)."""
     history = history if history is not None else model.history
     pred, probs, metrics = evaluate_on_test(model, data)
     metrics["train_seconds"] = train_seconds
     metrics["interrupted"] = interrupted
+    metrics["stopped_by_time_limit"] = bool(time_limited)
     metrics["code_path"] = code_path
     metrics["epochs_run"] = len(history.epoch) if history else 0
     if getattr(cfg, "tta", None) == "flip":
@@ -109,6 +111,9 @@ def _write_report(run_dir, model, data, cfg, metrics, report_text, pictures):
     lines = [f"# scratchcnn run: {cfg.model} on {data.name}", ""]
     if metrics.get("interrupted"):
         lines += ["**Interrupted with Ctrl-C**: the models are from the last finished epoch.", ""]
+    if metrics.get("stopped_by_time_limit"):
+        lines += [f"**Stopped by the time limit** ({cfg.time_limit:g} s) in epoch {metrics['epochs_run']}, "
+                  f"which ran only until then (its logged loss and accuracy cover those batches).", ""]
     path = metrics.get("code_path")
     if path:
         lines += [f"Trained on the **{path}** path: " + (

@@ -559,3 +559,16 @@ def test_memory_estimates_open_residual_blocks():
     assert config_output_shape("Conv2D", {"in_channels": 1, "out_channels": 4, "kernel_size": 3}, (1, 28, 28)) \
         == (4, 26, 26)
     assert config_output_shape("MaxPool2D", {"kernel_size": 2}, (4, 28, 28)) == (4, 14, 14)
+
+
+def test_named_children_are_the_state_dict_prefixes_in_forward_order():
+    """Module.named_children (PyTorch's name), the one walk that export and introspection share."""
+    ident, proj = sc.basic_block(4, 4), sc.basic_block(4, 8, stride=2)
+    assert [n for n, _ in ident.named_children()] == ["body"]                 # the identity is not a module
+    assert [n for n, _ in proj.named_children()] == ["body", "shortcut"]
+    assert proj.named_children()[1][1] is proj.shortcut
+    model = sc.Sequential(sc.Conv2D(1, 4, 3, padding=1), ident, proj, input_shape=(1, 8, 8))
+    assert [n for n, _ in model.named_children()] == ["0", "1", "2"]
+    assert sc.ReLU().named_children() == []
+    prefixes = {k.split(".")[0] + "." + k.split(".")[1] for k in model.state_dict() if k.startswith("2.")}
+    assert prefixes == {"2." + n for n, _ in proj.named_children()}

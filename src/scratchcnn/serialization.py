@@ -26,7 +26,7 @@ from .callbacks import History
 from .errors import ConfigError, ModelFileError, ScratchCNNError
 from .fileio import atomic_write, json_depth_exceeds
 from .nn.module import LAYER_REGISTRY
-from .nn.sizes import check_activations, check_model_size, config_output_shape, format_bytes, memory_limit
+from .nn.sizes import check_model_size, format_bytes, memory_limit
 from .optim import OPTIMIZERS
 
 FORMAT = "scratchcnn-model"
@@ -382,55 +382,6 @@ def build_module(spec, cls=None, where="the model"):
                              f"{type(exc).__name__}: {exc}") from None
 
 
-def _leaves(specs):
-    """The layer specs inside ``specs``, containers (Sequential, Residual) opened: what holds weights."""
-    for spec in specs:
-        name, config = spec.get("class"), spec.get("config", {})
-        if name == "Sequential":
-            yield from _leaves(config["layers"])
-        elif name == "Residual":
-            yield from _leaves([config["body"]] + ([config["shortcut"]] if config.get("shortcut") else []))
-        else:
-            yield spec
-
-
-def _elements(specs, shape):
-    """``(values per example of every layer output, the output shape)`` of ``specs`` run in order on
-    ``shape`` (shape None once it cannot be told from the configs); a Residual adds its branches'
-    outputs and its sum."""
-    total = 0
-    for spec in specs:
-        name, config = spec.get("class"), spec.get("config", {})
-        if name == "Sequential":
-            elements, out = _elements(config["layers"], shape)
-        elif name == "Residual":
-            elements, out = _elements([config["body"]], shape)
-            if config.get("shortcut") is not None:
-                more, other = _elements([config["shortcut"]], shape)
-                elements, out = elements + more, (out if out == other else None)
-            elements += math.prod(out) if out is not None else 0
-        else:
-            out = config_output_shape(name, config, shape)
-            elements = math.prod(out) if out is not None else 0
-        total += elements
-        if out is None:
-            return total, None
-        shape = out
-    return total, shape
-
-
-def _check_size(layers, shape, itemsize, what):
-    """:func:`~scratchcnn.nn.sizes.check_model_size` for layer specs that may nest containers: the
-    parameters of every layer inside, and the outputs of every one (the input's own values too)."""
-    if not any(s.get("class") in ("Residual", "Sequential") for s in layers):
-        return check_model_size(layers, shape, itemsize=itemsize, what=what)
-    need = check_model_size(list(_leaves(layers)), None, itemsize=itemsize, what=what)
-    if shape is not None:
-        elements = math.prod(shape) + _elements(layers, tuple(shape))[0]
-        need += check_activations(what, elements, 1, itemsize, memory_limit() - need)
-    return need
-
-
 def load(path, with_optimizer=True, model_class=None):
     """Load a model saved by :func:`save`; it predicts exactly as the saved one did.
     The optimizer (if one was saved) is rebuilt as ``model.optimizer``. ``model_class``: the
@@ -449,7 +400,8 @@ def load(path, with_optimizer=True, model_class=None):
     try:
         layers = arch["config"]["layers"] if arch["class"] == "Sequential" else [arch]
         shape = arch["config"].get("input_shape") if arch["class"] == "Sequential" else None
-        _check_size(layers, shape, dtype.itemsize, f"the model in {path!r}")
+        # nested containers included: nn.sizes reads the configs inside Sequentials and Residuals
+        check_model_size(layers, shape, itemsize=dtype.itemsize, what=f"the model in {path!r}")
         root = model_class if arch.get("class") == "Sequential" else None
         model = build_module(arch, root)
         if dtype != np.float32:

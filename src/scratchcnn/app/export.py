@@ -89,20 +89,12 @@ def _require(module, purpose):
 
 
 # ---- walking the model -------------------------------------------------------------------
-def _children(module):
-    """``(name, child)`` of a container, in the order its forward runs them: a Sequential's layers; a
-    Residual's body, then its shortcut (none for the identity)."""
-    if isinstance(module, Residual):
-        return [("body", module.body)] + ([("shortcut", module.shortcut)] if module.shortcut is not None else [])
-    return list(module._modules.items())
-
-
 def _leaves(module, prefix=""):
     """``(key_prefix, layer)`` for every layer in order, containers (nested Sequentials, Residuals) opened;
     the prefix is the layer's state_dict prefix ("3.", "2.1." or "4.body.0."; "" for a model that is a
     single layer). A layer the exporters do not know raises ExportError naming it."""
     if isinstance(module, CONTAINERS):
-        for name, child in _children(module):
+        for name, child in module.named_children():
             yield from _leaves(child, prefix + name + ".")
         return
     if type(module) not in LAYERS:
@@ -130,7 +122,7 @@ def _shapes(module, input_shape, prefix="", out=None):
     out = {} if out is None else out
     shape = tuple(input_shape)
     if isinstance(module, Sequential):
-        for name, child in _children(module):
+        for name, child in module.named_children():
             shape = _shapes(child, shape, prefix + name + ".", out)[prefix + name + "."]
     elif isinstance(module, Residual):
         body = _shapes(module.body, shape, prefix + "body.", out)[prefix + "body."]
@@ -208,7 +200,7 @@ def _onnx_module(g, prefix, module, x, shapes):
     """Add the nodes computing ``module`` (a layer or a container) on tensor ``x``; returns the output
     tensor's name. ``shapes``: :func:`_shapes` of the model."""
     if isinstance(module, Sequential):
-        for name, child in _children(module):
+        for name, child in module.named_children():
             x = _onnx_module(g, prefix + name + ".", child, x, shapes)
         return x
     if isinstance(module, Residual):
@@ -431,7 +423,7 @@ def _torch_children(module, prefix, shapes, helpers, indent):
     for ``module``'s children, one expression per child; the comment gives its state_dict prefix and
     output shape."""
     lines = []
-    for name, child in _children(module):
+    for name, child in module.named_children():
         key, lead = prefix + name, (f"{name}=" if isinstance(module, Residual) else "")
         shape = shapes.get(key + ".")
         note = f"# {key}" + (f": -> (N, {', '.join(map(str, shape))})" if shape is not None else "")

@@ -24,15 +24,6 @@ def _check_model(model, where):
         raise ConfigError(f"{where}: expected a Sequential model, got {type(model).__name__}")
 
 
-def _children(layer):
-    """``[(name, module), ...]`` of a container's layers (empty for any other layer)."""
-    if isinstance(layer, Residual):
-        return [("body", layer.body)] + ([] if layer.shortcut is None else [("shortcut", layer.shortcut)])
-    if isinstance(layer, Sequential):
-        return [(str(j), sub) for j, sub in enumerate(layer.layers)]
-    return []
-
-
 def named_layers(model):
     """Every layer of ``model``, nested ones included, in forward order as ``(name, layer, depth)``:
     ``("3", Residual, 0)``, ``("3.body", Sequential, 1)``, ``("3.body.0", Conv2D, 2)``, ... (a
@@ -42,7 +33,7 @@ def named_layers(model):
 
     def walk(name, layer, depth):
         out.append((name, layer, depth))
-        for child, sub in _children(layer):
+        for child, sub in layer.named_children():
             walk(f"{name}.{child}", sub, depth + 1)
 
     for i, layer in enumerate(model.layers):
@@ -96,7 +87,7 @@ def _run(layer, h, name, keep, inside, out):
         y = y + (h if layer.shortcut is None else _run(layer.shortcut, h, name + ".shortcut", keep, inside, out))
     elif name in inside and isinstance(layer, Sequential):
         y = h
-        for child, sub in _children(layer):
+        for child, sub in layer.named_children():
             y = _run(sub, y, f"{name}.{child}", keep, inside, out)
     else:
         y = layer(h)

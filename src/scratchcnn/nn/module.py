@@ -233,6 +233,13 @@ class Module:
     def children(self):
         return list(self._modules.values())
 
+    def named_children(self):
+        """``[(name, child), ...]``: the modules this one holds directly, in the order they were
+        registered, which is the order forward runs them (a Sequential's layers ``"0"``, ``"1"``,
+        ...; a Residual's ``"body"``, then ``"shortcut"`` unless it is the identity); empty for a
+        layer. The names are the state_dict prefixes, as in PyTorch."""
+        return list(self._modules.items())
+
     def num_parameters(self, trainable_only=False):
         return int(sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only))
 

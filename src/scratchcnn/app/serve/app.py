@@ -16,7 +16,6 @@ a decompression bomb, malformed JSON) gets a 4xx answer ``{"detail": "..."}``.
 The model is loaded once; forward passes run one at a time in a worker thread.
 """
 import ipaddress
-import json
 import logging
 import os
 import socket
@@ -82,8 +81,7 @@ def create_app(model_path_or_model, max_upload_bytes=MAX_UPLOAD_BYTES):
         if value is None and kind == "multipart/form-data":
             value = (await request.form()).get("class")          # the form read_image parsed, cached
         elif value is None and kind == "application/json":
-            body = json.loads(await request.body())                # read_image has checked it
-            value = body.get("class")
+            value = request.state.json_body.get("class")          # the object read_image parsed
         if isinstance(value, str) and value.strip().lower() in ("", "top", "null", "none"):
             value = None
         if isinstance(value, bool) or not (value is None or isinstance(value, (int, str))):

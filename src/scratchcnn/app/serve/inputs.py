@@ -48,8 +48,8 @@ def media_type(content_type):
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def image_from_json(body):
-    """``(image bytes, center)`` from a JSON body ``{"image": data URL or base64, "center": bool}``.
+def json_body(body):
+    """The JSON object of a request body, checked: UTF-8, parseable, an object with ``"image"``.
 
     The body's nesting is measured before it is parsed: a document nested deeper than
     :data:`MAX_JSON_DEPTH` is refused (400) without letting the parser recurse into it."""
@@ -67,6 +67,12 @@ def image_from_json(body):
     if not isinstance(obj, dict) or "image" not in obj:
         raise BadRequest(400, 'the JSON body must be an object {"image": "data:image/png;base64,...", '
                               '"center": false}')
+    return obj
+
+
+def image_from_json(obj):
+    """``(image bytes, center)`` from a JSON body's object (:func:`json_body`):
+    ``{"image": data URL or base64, "center": bool}``."""
     text = obj["image"]
     if not isinstance(text, str):
         raise BadRequest(400, f'"image" must be a string (a data URL or base64), got {type(text).__name__}')
@@ -129,7 +135,9 @@ async def read_image(request):
             data = await upload.read()
             center = center or _truthy(form.get("center", "0"))
     elif kind == "application/json":
-        data, center_json = image_from_json(await request.body())
+        obj = json_body(await request.body())
+        request.state.json_body = obj          # parsed once: /api/explain reads its "class" here
+        data, center_json = image_from_json(obj)
         center = center or center_json
     elif kind in IMAGE_TYPES:
         data = await request.body()

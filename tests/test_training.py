@@ -131,3 +131,26 @@ def test_freeze_keeps_parameters_fixed(digits):
               verbose=0)
     np.testing.assert_array_equal(model[0].weight.data, before)
     assert model.num_parameters(trainable_only=True) == model.num_parameters() - model[0].num_parameters()
+
+
+def test_fit_checks_the_validation_data_once_not_every_epoch(monkeypatch):
+    """The validation set is checked (finite, labels in range, memory) before the first epoch;
+    each epoch's validation pass then runs evaluate's loop without checking it again."""
+    import scratchcnn.training as tr
+    calls = []
+    real = tr._check_xy
+
+    def counting(model, x, y, what="x"):
+        calls.append(what)
+        return real(model, x, y, what)
+
+    monkeypatch.setattr(tr, "_check_xy", counting)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((24, 1, 4, 4)).astype(np.float32), rng.integers(0, 3, 24)
+    sc.manual_seed(0)
+    model = sc.Sequential(sc.Conv2D(1, 2, 3, padding="same"), sc.ReLU(), sc.Flatten(), sc.Dense(32, 3),
+                          input_shape=(1, 4, 4))
+    hist = model.fit(x[:16], y[:16], epochs=3, batch_size=8, validation_data=(x[16:], y[16:]), verbose=0)
+    assert calls.count("fit: validation_data") == 1 and "evaluate" not in calls
+    assert len(hist.history["val_loss"]) == 3
+    assert hist.history["val_loss"][-1] == pytest.approx(model.evaluate(x[16:], y[16:])["loss"], rel=1e-6)

@@ -234,6 +234,7 @@ def fit(model, x, y, epochs=1, batch_size=32, optimizer=None, loss=None, validat
             raise ConfigError("fit: validation_data must be a pair (x_val, y_val)")
         vx, vy = _check_xy(model, validation_data[0], validation_data[1], "fit: validation_data")
         _check_targets(model, vx, vy, crit, "fit: validation_data")
+        _check_memory(model, vx, max(batch_size, 256), "fit: validation_data")
         validation_data = (vx, vy)
     if augment is not None and not callable(augment):
         raise ConfigError(f"fit: augment must be a function of a batch, got {augment!r}"[:200])
@@ -339,8 +340,7 @@ def _epochs(model, x, y, epochs, batch_size, optimizer, crit, validation_data, s
         if is_ce:
             logs["accuracy"] = correct / counted
         if validation_data is not None:
-            val = evaluate(model, validation_data[0], validation_data[1], batch_size=max(batch_size, 256),
-                           loss=crit)
+            val = _evaluate(model, validation_data[0], validation_data[1], max(batch_size, 256), crit)
             logs.update({"val_" + k: v for k, v in val.items()})
         logs["lr"] = optimizer.lr
         logs["time"] = time.perf_counter() - t0
@@ -449,6 +449,12 @@ def evaluate(model, x, y, batch_size=256, loss=None):
     crit = _loss_for(model, x, loss)
     _check_targets(model, x, y, crit, "evaluate")
     _check_memory(model, x, batch_size, "evaluate")
+    return _evaluate(model, x, y, batch_size, crit)
+
+
+def _evaluate(model, x, y, batch_size, crit):
+    """evaluate's loop, on inputs, targets and a loss already checked (fit's validation data,
+    checked once before the first epoch)."""
     is_ce = _has_accuracy(crit)
     was_training = model.training
     model.eval()

@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import ConfigError, LabelError, ShapeError
 from .nn.activations import log_softmax
+from .nn.checks import number as check_number
 
 
 class Loss:
@@ -46,7 +47,7 @@ class CrossEntropyLoss(Loss):
     name = "cross_entropy"
 
     def __init__(self, label_smoothing=0.0, reduction="mean"):
-        self.label_smoothing = _number("CrossEntropyLoss", "label_smoothing", label_smoothing, 0, 1)
+        self.label_smoothing = check_number("CrossEntropyLoss", "label_smoothing", label_smoothing, 0, 1)
         self.reduction = _reduction("CrossEntropyLoss", reduction)
         self._cache = None
 
@@ -200,7 +201,7 @@ class MultiMarginLoss(Loss):
         if isinstance(p, (bool, np.bool_)) or p not in (1, 2):
             raise ConfigError(f"{who}: p must be 1 or 2 (PyTorch's choices), got {p!r}")
         self.p = int(p)
-        self.margin = _number(who, "margin", margin)
+        self.margin = check_number(who, "margin", margin)
         self.weight = _weights(who, "weight", weight)
         if self.weight is not None and self.weight.ndim != 1:
             raise ConfigError(f"{who}: weight must be one number per class (C,), got shape {self.weight.shape}")
@@ -341,15 +342,6 @@ def _reduction(who, reduction):
         raise ConfigError(f"{who}: reduction must be 'mean' or 'sum', got {reduction!r} ('none' is not offered: "
                           f"fit needs one number per batch)")
     return reduction
-
-
-def _number(who, name, value, low=None, high=None):
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-    ok = ok and np.isfinite(value) and (low is None or value >= low) and (high is None or value <= high)
-    if not ok:
-        where = "" if low is None else f" in [{low}, {high}]" if high is not None else f" >= {low}"
-        raise ConfigError(f"{who}: {name} must be a finite number{where}, got {value!r}")
-    return float(value)
 
 
 def _weights(who, name, value):

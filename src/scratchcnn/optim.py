@@ -13,33 +13,7 @@ import math
 import numpy as np
 
 from .errors import ConfigError, TrainingDivergedError
-
-
-def check_number(who, name, value, low=None, high=None, low_open=False, high_open=False, integer=False):
-    """``value`` as a float (or int with ``integer``), checked: a real, finite number (not a bool,
-    a string or NaN) within ``[low, high]`` (``low_open`` / ``high_open``: the bound excluded);
-    else ConfigError naming ``who`` and ``name``."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-    if ok and integer and not isinstance(value, (int, np.integer)):
-        ok = False
-    if ok:
-        try:
-            ok = math.isfinite(value)
-        except OverflowError:             # an int too large for a float
-            ok = False
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        kind = "an integer" if integer else "a finite number"
-        rng = []
-        if low is not None:
-            rng.append(f"{'>' if low_open else '>='} {low}")
-        if high is not None:
-            rng.append(f"{'<' if high_open else '<='} {high}")
-        raise ConfigError(f"{who}: {name} must be {kind}{' ' + ' and '.join(rng) if rng else ''}, got {value!r}")
-    return int(value) if integer else float(value)
+from .nn.checks import number as check_number       # the library's one number check (re-exported here)
 
 
 def _buffer(state, name, like):

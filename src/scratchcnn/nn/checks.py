@@ -23,10 +23,19 @@ def flag(who, name, value):
     return bool(value)
 
 
-def number(who, name, value, low=None, high=None, low_open=False, high_open=False):
-    """``value`` as a finite float within the bounds given (``*_open``: the bound excluded)."""
-    ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-          and abs(value) < math.inf)        # False for NaN, infinities and ints too large for a float
+def number(who, name, value, low=None, high=None, low_open=False, high_open=False, integer=False):
+    """``value`` as a float (or int with ``integer``), checked: a real, finite number (not a bool,
+    a string or NaN) within ``[low, high]`` (``low_open`` / ``high_open``: the bound excluded);
+    else ConfigError naming ``who`` and ``name``. The one number check of the library (optim,
+    losses, the layers and the command line's settings call it)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if ok and integer and not isinstance(value, (int, np.integer)):
+        ok = False
+    if ok:
+        try:
+            ok = math.isfinite(value)      # False for NaN and infinities
+        except OverflowError:             # an int too large for a float
+            ok = False
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
@@ -37,9 +46,10 @@ def number(who, name, value, low=None, high=None, low_open=False, high_open=Fals
             where.append(f"{'>' if low_open else '>='} {low}")
         if high is not None:
             where.append(f"{'<' if high_open else '<='} {high}")
-        raise ConfigError(f"{who}: {name} must be a finite number{' ' + ' and '.join(where) if where else ''}, "
+        kind = "an integer" if integer else "a finite number"
+        raise ConfigError(f"{who}: {name} must be {kind}{' ' + ' and '.join(where) if where else ''}, "
                           f"got {value!r}")
-    return float(value)
+    return int(value) if integer else float(value)
 
 
 def float_dtype(who, dtype):

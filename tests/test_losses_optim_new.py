@@ -548,6 +548,7 @@ def test_cli_bce_rmsprop_plateau_clipping_end_to_end_and_resume(tmp_path, capsys
     assert model.metadata["loss"]["name"] == "bce" and model.metadata["class_names"] == ["0", "1"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] > 0.8 and metrics["num_classes"] == 2 and len(metrics["confusion_matrix"]) == 2
+    assert metrics["loss"] == "bce"             # one name for the loss: --loss, the metadata, the metrics
     report = (out / "report.md").read_text()
     assert "Loss: **bce**" in report and "| clip_grad_norm | 1.0 |" in report and "rmsprop" in report
     assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 0

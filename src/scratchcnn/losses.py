@@ -17,6 +17,7 @@ from .nn.checks import number as check_number
 
 
 class Loss:
+    #: the loss's name where a run records it (``train --loss``, the model file's metadata, metrics.json)
     name = "loss"
     #: what ``reduction="mean"`` divides by: the examples (N), or every output element (N * K)
     mean_over = "examples"
@@ -112,7 +113,7 @@ class BCEWithLogitsLoss(Loss):
     ``w (s - t)`` without ``pos_weight``; divided by N * K for the mean. ``1 - s`` is computed as
     ``sigmoid(-x)``, exact for large logits.
     """
-    name = "bce_with_logits"
+    name = "bce"
 
     mean_over = "elements"
 

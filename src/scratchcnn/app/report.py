@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import ScratchCNNError
 from ..fileio import atomic_write, write_json
-from ..losses import BCEWithLogitsLoss, CrossEntropyLoss, MultiMarginLoss
+from ..losses import LOSSES
 from ..metrics import classification_metrics, classification_report
 from . import plots
 
@@ -22,19 +22,16 @@ def _write_history_csv(path, history):
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="w")
 
 
-_RUN_LOSSES = {"cross_entropy": CrossEntropyLoss, "bce": BCEWithLogitsLoss, "multimargin": MultiMarginLoss}
-
-
 def model_loss(model):
     """The loss the model was trained with, from ``metadata["loss"]`` (``{"name", **config}``, as
     :func:`scratchcnn.app.experiment.train` records it), or None (evaluate's default: cross-entropy,
     BCEWithLogitsLoss for a one-output model) when the file does not say or says something unknown."""
     spec = getattr(model, "metadata", {}).get("loss")
-    if not isinstance(spec, dict) or spec.get("name") not in _RUN_LOSSES:
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or spec["name"] not in LOSSES:
         return None
     config = {k: v for k, v in spec.items() if k != "name"}
     try:
-        return _RUN_LOSSES[spec["name"]](**config)
+        return LOSSES[spec["name"]](**config)
     except (ScratchCNNError, TypeError):
         return None
 

@@ -322,19 +322,26 @@ def as_target(target, who):
 
 
 def class_labels(target, n, k, who):
-    """(N,) targets as int64 class indices in ``[0, k)``, else LabelError naming ``who``, the
-    first bad label and the range expected."""
+    """(N,) targets as int64 class indices in ``[0, k)`` (``k`` None: any index >= 0), else
+    LabelError naming ``who``, the first bad label, its example and what was expected."""
     if target.shape[0] != n:
         raise LabelError(f"{who}: {target.shape[0]} labels for {n} outputs")
+    if target.dtype.kind == "b":
+        raise LabelError(f"{who}: labels must be integer class indices, got booleans")
     if target.dtype.kind == "f":
-        if not np.all(np.mod(target, 1) == 0):
-            raise LabelError(f"{who}: 1-D targets must be integer class labels")
+        fractional = np.mod(target, 1) != 0
+        if fractional.any():
+            i = int(np.flatnonzero(fractional)[0])
+            raise LabelError(f"{who}: label {i} is {target[i]}, not an integer class index")
         target = target.astype(np.int64)
     if target.dtype.kind not in "iu":
         raise LabelError(f"{who}: labels must be integers, got dtype {target.dtype}")
-    if n and (target.min() < 0 or target.max() >= k):
-        bad = target[(target < 0) | (target >= k)][0]
-        raise LabelError(f"{who}: label {bad} is out of range for {k} classes (expected 0..{k - 1})")
+    bad = (target < 0) | (target >= k) if k is not None else (target < 0)
+    if n and bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        expected = f"expected 0..{k - 1}" if k is not None else "labels must be >= 0"
+        raise LabelError(f"{who}: label {target[i]} is out of range for {k if k is not None else 'the'} classes "
+                         f"(example {i}; {expected})")
     return target
 
 

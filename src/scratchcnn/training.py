@@ -74,18 +74,7 @@ def _check_targets(model, x, y, crit, what="y"):
         out = tuple(model.output_shape(tuple(x.shape[1:])))
     if isinstance(crit, CrossEntropyLoss):
         if y.ndim == 1:
-            if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
-                index = int(np.flatnonzero(np.mod(y, 1) != 0)[0])
-                raise LabelError(f"{what}: label {index} is {y[index]}, not an integer class index")
-            if y.dtype.kind == "b":
-                raise LabelError(f"{what}: labels must be integer class indices, got booleans")
-            k = out[0] if out is not None and len(out) == 1 else None
-            bad = (y < 0) | (y >= k) if k is not None else (y < 0)
-            if bad.any():
-                index = int(np.flatnonzero(bad)[0])
-                expected = f"expected 0..{k - 1}" if k is not None else "labels must be >= 0"
-                raise LabelError(f"{what}: label {y[index]} is out of range for {k if k is not None else 'the'} "
-                                 f"classes (example {index}; {expected})")
+            class_labels(y, len(y), out[0] if out is not None and len(out) == 1 else None, what)
         elif out is not None and y.shape[1:] != out:
             raise LabelError(f"{what}: targets of shape {y.shape} do not match the model's outputs (N, "
                              f"{', '.join(map(str, out))}); give (N,) labels or (N, K) probabilities")

@@ -144,7 +144,7 @@ class TimeBudget(Callback):
         self.start, self.stopped = None, False
 
     def elapsed(self):
-        """Seconds trained so far (``spent`` included); 0 before training begins."""
+        """Seconds trained so far (``spent`` included; just ``spent`` before training begins)."""
         return self.spent if self.start is None else self.clock() - self.start
 
     def get_lr(self, t):

@@ -474,9 +474,8 @@ def _load_optimizer(path, model, opt, arrays):
     if extra:
         raise ModelFileError(f"{path!r}: optimizer buffers {sorted(extra)[:5]} are not listed in its state")
     try:
-        current = {"lr": config["lr"]} if "lr" in config else {}
-        optimizer.load_state_dict({"type": cls.__name__, "config": {**optimizer.config(), **current},
-                                   "steps": opt["steps"], "initial_lr": opt["initial_lr"], "state": state})
+        optimizer.load_state_dict({"type": cls.__name__, "config": config, "steps": opt["steps"],
+                                   "initial_lr": opt["initial_lr"], "state": state})
     except ScratchCNNError as exc:
         raise ModelFileError(f"{path!r}: the optimizer's state is refused: {exc}") from None
     return optimizer

@@ -108,7 +108,7 @@ def strong_cnn(input_shape, num_classes):
 def strong_plus_cnn(input_shape, num_classes):
     """The record model for 28x28 images: :func:`strong_cnn`'s two blocks (32 then 64 maps at
     28x28 and 14x14), then one more 3x3 'same' convolution with 128 maps at 7x7 (BatchNorm, ReLU;
-    cheap at that size: as many multiply-adds as one of the 64-map convolutions), Dropout 0.2,
+    cheap at that size: as many multiply-adds as the 32-to-64-map convolution at 14x14), Dropout 0.2,
     a 6272-256 BatchNorm'd Dense, Dropout 0.2, the classifier."""
     c, h, w = input_shape
     layers = _strong_blocks(c)
